@@ -1,0 +1,46 @@
+"""Cross-replica means for batch statistics (TensorFlow ``tf.distribute`` only).
+
+With ``MirroredStrategy`` each replica sees ``global_batch / n`` examples; the
+original trained on one device, so batch statistics must be taken over the
+global batch for ``n`` replicas to train the same model.  On the JAX and
+PyTorch backends, and outside a multi-replica TensorFlow context, these are the
+plain local values.  (Keras's own synchronised batch norm is TensorFlow-only
+for the same reason.)
+"""
+
+from keras import backend, ops
+
+
+def _replica_context():
+    if backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync <= 1:
+        return None
+    return ctx
+
+
+def global_mean(value):
+    """Mean of ``value`` over replicas (equal per-replica batch sizes).
+
+    ``value`` is already a mean over the local batch, so the mean over replicas
+    is the mean over the global batch.
+    """
+    ctx = _replica_context()
+    if ctx is None:
+        return value
+    import tensorflow as tf
+
+    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
+def moments(x, axes):
+    """Biased batch mean and variance over ``axes`` (``tf.nn.moments``), global.
+
+    ``var = mean((x - mean)^2)`` with the global mean, as one device computes it.
+    """
+    mean = global_mean(ops.mean(x, axis=axes))
+    var = global_mean(ops.mean(ops.square(x - ops.stop_gradient(mean)), axis=axes))
+    return mean, var

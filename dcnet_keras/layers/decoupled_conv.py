@@ -1,0 +1,183 @@
+"""``DecoupledConv2D``: every decoupled operator of the original code and the paper.
+
+The math lives in :mod:`dcnet_keras.operators`; this layer owns the weights
+(filter, radius, moving average of the mean patch norm) and the training /
+inference switch.
+"""
+
+import keras
+from keras import ops
+
+from dcnet_keras import distribute, operators
+from dcnet_keras.layers.conv_shapes import conv_output_shape
+from dcnet_keras.layers.plain_conv import he_normal_untruncated
+from dcnet_keras.moving_average import MovingAverage
+from dcnet_keras.regularizers import FilterOrthogonality
+from dcnet_keras.validation import (choice, fraction, image_input_shape, int_pair,
+                                    non_negative_float, padding as check_padding,
+                                    positive_float, positive_int)
+
+
+@keras.saving.register_keras_serializable(package="dcnet_keras")
+class DecoupledConv2D(keras.layers.Layer):
+    """Decoupled convolution ``f(w, x) = h(|w|, |x|) * g(theta)`` (no bias).
+
+    For a filter ``w`` ``[kh, kw, Cin, filters]`` and NHWC input ``x``:
+    ``u = conv2d(x, w / |w|)``, the patch norm ``xn = |x|`` of every output
+    position, the cosine ``c = u / xn``, and output ``h(xn) * g(c)``; see
+    :mod:`dcnet_keras.operators` for every ``h`` and ``g``.  The five variants
+    of the original code are ``magnitude`` x ``angular`` = ``tanh`` x ``cos``
+    (TanhConv), ``ball`` x ``cos``, ``seg`` x ``cos``, ``linear`` x ``cos`` and
+    ``linear`` x ``sqcos``, with ``alpha = 1`` and the defaults below.
+
+    The saturating magnitudes (``ball``, ``tanh``, ``seg``) use a radius
+    ``rho = (radius^2 + 1e-4) * m`` with ``radius`` a trainable weight per output
+    channel (init 1, no weight decay) and ``m`` the mean of ``xn`` over batch,
+    height and width: the batch value in training (gradients flow through it)
+    and its moving average (decay 0.999, starting at 0, see
+    :class:`~dcnet_keras.moving_average.MovingAverage`) at inference.
+
+    Args:
+      filters: number of output channels.
+      kernel_size, strides: int or pair.
+      padding: ``"same"`` (TensorFlow's, extra cell at the end) or ``"valid"``.
+      magnitude: ``sphere``, ``ball``, ``tanh``, ``linear``, ``seg``, ``log``, ``mix``.
+      angular: ``linear``, ``cos``, ``sigmoid``, ``sqcos``.
+      alpha, beta: magnitude parameters (``beta``: ``seg`` slope past rho, default
+        0.5 as the original; ``mix`` log weight, default 1).
+      radius: ``"learned"`` (the original) or a positive number: a fixed radius
+        ``R`` (``rho = R * m``, or ``rho = R`` with ``relative_radius=False``).
+      relative_radius: whether ``rho`` is scaled by the mean patch norm ``m``.
+      sigmoid_k: the ``k`` of the sigmoid angular function.
+      weighted: the paper's weighted operator, ``h(|w|, |x|) = h(|x|) h(|w|) / alpha``
+        (``|w|`` for sphere); such filters are not projected to unit norm.
+      orthogonality: strength of the orthogonality term on the filter
+        (``1e-5`` as the original; 0 for none).
+      decay: decay of the moving average of ``m``.
+      zero_debias: debias that moving average (not the original's behaviour).
+      mean_epsilon: added to ``m`` (the ImageNet network uses ``1e-6``).
+      kernel_initializer: default ``N(0, sqrt(2 / (k*k*Cin)))`` (CIFAR code).
+
+    Weights: ``kernel`` (checkpoint ``<scope>/filter``), ``radius`` ``[filters]``
+    (stored ``[1,1,1,filters]`` by the original), ``moving_patch_norm_mean``.
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="same", magnitude="tanh",
+                 angular="cos", alpha=1.0, beta=None, radius="learned", relative_radius=True,
+                 sigmoid_k=0.3, weighted=False, orthogonality=1e-5, decay=0.999,
+                 zero_debias=False, mean_epsilon=0.0, kernel_initializer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = positive_int("filters", filters)
+        self.kernel_size = int_pair("kernel_size", kernel_size)
+        self.strides = int_pair("strides", strides)
+        self.padding = check_padding("padding", padding)
+        self.magnitude = choice("magnitude", magnitude, operators.MAGNITUDES)
+        self.angular = choice("angular", angular, operators.ANGULARS)
+        self.alpha = positive_float("alpha", alpha)
+        if beta is None:
+            beta = operators.DEFAULT_BETA.get(self.magnitude, 0.0)
+        self.beta = non_negative_float("beta", beta)
+        if isinstance(radius, str):
+            radius = choice("radius", radius, ("learned",))
+        else:
+            radius = positive_float("radius", radius)
+        self.radius = radius
+        self.relative_radius = bool(relative_radius)
+        self.sigmoid_k = positive_float("sigmoid_k", sigmoid_k)
+        self.weighted = bool(weighted)
+        self.orthogonality = non_negative_float("orthogonality", orthogonality)
+        self.decay = fraction("decay", decay)
+        self.zero_debias = bool(zero_debias)
+        self.mean_epsilon = non_negative_float("mean_epsilon", mean_epsilon)
+        self.kernel_initializer = keras.initializers.get(
+            kernel_initializer if kernel_initializer is not None else he_normal_untruncated())
+
+    # What the chosen operator needs.
+    @property
+    def uses_radius(self):
+        return self.magnitude in operators.MAGNITUDES_WITH_RADIUS
+
+    @property
+    def uses_patch_norm_mean(self):
+        return self.uses_radius and self.relative_radius
+
+    @property
+    def uses_patch_norm(self):
+        return not (self.magnitude == "linear" and self.angular == "cos")
+
+    @property
+    def projectable(self):
+        """Whether the weight projection ``w <- w / |w|`` leaves the function unchanged."""
+        return not self.weighted
+
+    def build(self, input_shape):
+        channels = image_input_shape(self.name, input_shape)
+        self.input_spec = keras.InputSpec(ndim=4, axes={-1: channels})
+        self.kernel = self.add_weight(
+            name="kernel", shape=self.kernel_size + (channels, self.filters),
+            initializer=self.kernel_initializer,
+            regularizer=FilterOrthogonality(self.orthogonality) if self.orthogonality else None)
+        if self.uses_radius and self.radius == "learned":
+            self.radius_weight = self.add_weight(name="radius", shape=(self.filters,),
+                                                 initializer="ones")
+        if self.uses_patch_norm_mean:
+            self.moving_patch_norm_mean = MovingAverage(
+                self, "moving_patch_norm_mean", (), self.decay, self.zero_debias)
+
+    def _radius_parts(self, xn, training):
+        """``(scale, r2)`` with ``rho = r2 * scale``; ``None`` if unused."""
+        if not self.uses_radius:
+            return None
+        if self.radius == "learned":
+            r2 = operators.squared_radius(self.radius_weight)
+        else:
+            r2 = ops.convert_to_tensor(self.radius, dtype=self.compute_dtype)
+        if not self.uses_patch_norm_mean:
+            return ops.ones((), dtype=self.compute_dtype), r2
+        if training:
+            m = distribute.global_mean(ops.mean(xn))
+            self.moving_patch_norm_mean.update(m)
+        else:
+            m = ops.cast(self.moving_patch_norm_mean.value, self.compute_dtype)
+        if self.mean_epsilon:
+            m = m + self.mean_epsilon
+        return m, r2
+
+    def call(self, inputs, training=False):
+        kernel = ops.cast(self.kernel, self.compute_dtype)
+        u = operators.conv2d(inputs, operators.normalize_filter(kernel), self.strides,
+                             self.padding)
+        xn = None
+        if self.uses_patch_norm or self.uses_patch_norm_mean:
+            xn = operators.patch_norm(inputs, self.kernel_size, self.strides, self.padding)
+        rho_parts = self._radius_parts(xn, training)
+        weight_factor = None
+        if self.weighted:
+            weight_factor = operators.weight_magnitude_factor(
+                self.magnitude, kernel, rho_parts, self.alpha, self.beta)
+        return operators.decoupled_response(
+            u, xn, self.magnitude, self.angular, rho_parts, self.alpha, self.beta,
+            self.sigmoid_k, weight_factor)
+
+    def project_filter(self):
+        """The original's weight projection: ``kernel <- kernel / sqrt(sum kernel^2 + 1e-4)``."""
+        if not self.projectable:
+            raise ValueError(f"{self.name}: a weighted operator's filter is not projected "
+                             "(its norm is part of the function)")
+        self.kernel.assign(operators.normalize_filter(self.kernel))
+
+    def compute_output_shape(self, input_shape):
+        return conv_output_shape(input_shape, self.filters, self.kernel_size, self.strides,
+                                 self.padding)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters, kernel_size=self.kernel_size, strides=self.strides,
+            padding=self.padding, magnitude=self.magnitude, angular=self.angular,
+            alpha=self.alpha, beta=self.beta, radius=self.radius,
+            relative_radius=self.relative_radius, sigmoid_k=self.sigmoid_k,
+            weighted=self.weighted, orthogonality=self.orthogonality, decay=self.decay,
+            zero_debias=self.zero_debias, mean_epsilon=self.mean_epsilon,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+        return config

@@ -1,0 +1,70 @@
+"""The ImageNet network of the original: a "modified ResNet-18" of TanhConv + cosine.
+
+Input ``[N, 224, 224, 3]`` mean-subtracted RGB.  root 7x7/2 -> BN -> PReLU;
+3x3/2 max pool SAME; 1 unit @ widths[0]; conv2 3x3/2 + BN + PReLU; 2 units;
+conv3 3x3/2 + BN + PReLU; 3 units; conv4 3x3/2 + BN + PReLU; 1 unit; 7x7
+average pool VALID; plain 1x1 conv to the classes (weight decay) = logits.
+unit: conv-BN-PReLU, conv-BN, out = sum with the identity (no activation).
+Every conv but the score is a TanhConv with ``m + 1e-6``; unit convs are
+initialised N(0, 0.01), root, conv2-4 and score glorot uniform.
+"""
+
+import keras
+
+from dcnet_keras.layers import DecoupledConv2D, PlainConv2D, TF1BatchNormalization, TF1PReLU
+from dcnet_keras.models.cifar_resnet import _check_widths
+from dcnet_keras.models.naming import join
+from dcnet_keras.validation import non_negative_float, positive_int
+
+IMAGENET_WEIGHT_DECAY = 1e-4
+IMAGENET_ORTHOGONALITY = 1e-5
+IMAGENET_MEAN_EPSILON = 1e-6
+UNITS_PER_STAGE = (1, 2, 3, 1)
+IMAGE_SIZE = 224
+
+
+def build_imagenet_resnet(num_classes=1000, widths=(128, 256, 512, 1024),
+                          weight_decay=IMAGENET_WEIGHT_DECAY,
+                          orthogonality=IMAGENET_ORTHOGONALITY, zero_debias=False, name=None):
+    """The original ImageNet DCNet as a functional Keras model.
+
+    Input ``[N, 224, 224, 3]`` (mean-subtracted RGB), output logits
+    ``[N, num_classes]``.  ``widths``: the four stage widths (original 128, 256,
+    512, 1024).
+    """
+    num_classes = positive_int("num_classes", num_classes)
+    widths = _check_widths(widths, 4)
+    weight_decay = non_negative_float("weight_decay", weight_decay)
+    orthogonality = non_negative_float("orthogonality", orthogonality)
+
+    def conv_bn(x, filters, kernel_size, strides, layer_name, initializer, prelu):
+        x = DecoupledConv2D(filters, kernel_size, strides=strides, magnitude="tanh",
+                            angular="cos", orthogonality=orthogonality,
+                            mean_epsilon=IMAGENET_MEAN_EPSILON, zero_debias=zero_debias,
+                            kernel_initializer=initializer, name=layer_name)(x)
+        x = TF1BatchNormalization(weight_decay=weight_decay, zero_debias=zero_debias,
+                                  name=join(layer_name, "bn"))(x)
+        if prelu:
+            x = TF1PReLU(name=join(layer_name, "prelu"))(x)
+        return x
+
+    def unit(x, filters, layer_name):
+        unit_init = keras.initializers.RandomNormal(stddev=0.01)
+        residual = conv_bn(x, filters, 3, 1, join(layer_name, "first"), unit_init, True)
+        residual = conv_bn(residual, filters, 3, 1, join(layer_name, "second"), unit_init,
+                           False)
+        return keras.layers.Add(name=join(layer_name, "add"))([residual, x])
+
+    images = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
+    x = conv_bn(images, widths[0], 7, 2, "root", "glorot_uniform", True)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="max_pooling")(x)
+    for stage, (width, units) in enumerate(zip(widths, UNITS_PER_STAGE), start=1):
+        if stage > 1:
+            x = conv_bn(x, width, 3, 2, f"conv{stage}", "glorot_uniform", True)
+        for i in range(units):
+            x = unit(x, width, f"block{stage}_unit{i}")
+    x = keras.layers.AveragePooling2D(7, strides=1, padding="valid", name="avg_pool")(x)
+    x = PlainConv2D(num_classes, 1, padding="valid", weight_decay=weight_decay,
+                    kernel_initializer="glorot_uniform", name="score")(x)
+    logits = keras.layers.Flatten(name="logits")(x)
+    return keras.Model(images, logits, name=name or "dcnet_imagenet_resnet18")
