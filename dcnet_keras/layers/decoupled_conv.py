@@ -56,6 +56,9 @@ class DecoupledConv2D(keras.layers.Layer):
       decay: decay of the moving average of ``m``.
       zero_debias: debias that moving average (not the original's behaviour).
       mean_epsilon: added to ``m`` (the ImageNet network uses ``1e-6``).
+      patch_norm: ``"box"`` (channel sum of ``x^2`` then a k x k box filter, cheap)
+        or ``"ones_filter"`` (the original's ``[k, k, Cin, 1]`` ones convolution:
+        the same number, rounded exactly as the original on TensorFlow).
       kernel_initializer: default ``N(0, sqrt(2 / (k*k*Cin)))`` (CIFAR code).
 
     Weights: ``kernel`` (checkpoint ``<scope>/filter``), ``radius`` ``[filters]``
@@ -65,7 +68,8 @@ class DecoupledConv2D(keras.layers.Layer):
     def __init__(self, filters, kernel_size, strides=1, padding="same", magnitude="tanh",
                  angular="cos", alpha=1.0, beta=None, radius="learned", relative_radius=True,
                  sigmoid_k=0.3, weighted=False, orthogonality=1e-5, decay=0.999,
-                 zero_debias=False, mean_epsilon=0.0, kernel_initializer=None, **kwargs):
+                 zero_debias=False, mean_epsilon=0.0, patch_norm="box", kernel_initializer=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int("filters", filters)
         self.kernel_size = int_pair("kernel_size", kernel_size)
@@ -89,6 +93,7 @@ class DecoupledConv2D(keras.layers.Layer):
         self.decay = fraction("decay", decay)
         self.zero_debias = bool(zero_debias)
         self.mean_epsilon = non_negative_float("mean_epsilon", mean_epsilon)
+        self.patch_norm = choice("patch_norm", patch_norm, operators.PATCH_NORMS)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer if kernel_initializer is not None else he_normal_untruncated())
 
@@ -149,7 +154,8 @@ class DecoupledConv2D(keras.layers.Layer):
                              self.padding)
         xn = None
         if self.uses_patch_norm or self.uses_patch_norm_mean:
-            xn = operators.patch_norm(inputs, self.kernel_size, self.strides, self.padding)
+            xn = operators.patch_norm(inputs, self.kernel_size, self.strides, self.padding,
+                                      self.patch_norm)
         rho_parts = self._radius_parts(xn, training)
         weight_factor = None
         if self.weighted:
@@ -179,5 +185,5 @@ class DecoupledConv2D(keras.layers.Layer):
             relative_radius=self.relative_radius, sigmoid_k=self.sigmoid_k,
             weighted=self.weighted, orthogonality=self.orthogonality, decay=self.decay,
             zero_debias=self.zero_debias, mean_epsilon=self.mean_epsilon,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+            patch_norm=self.patch_norm, kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config

@@ -33,8 +33,9 @@ def _check_widths(widths, count):
 class _CifarLayers:
     """Makes the layers of one CIFAR network variant."""
 
-    def __init__(self, variant, weight_decay, orthogonality, zero_debias):
+    def __init__(self, variant, weight_decay, orthogonality, zero_debias, patch_norm):
         self.variant = variant
+        self.patch_norm = patch_norm
         self.weight_decay = weight_decay
         self.orthogonality = orthogonality
         self.zero_debias = zero_debias
@@ -45,7 +46,7 @@ class _CifarLayers:
             return DecoupledConv2D(
                 filters, kernel_size, strides=strides, magnitude=self.variant.magnitude,
                 angular=self.variant.angular, orthogonality=self.orthogonality,
-                zero_debias=self.zero_debias, name=name)(x)
+                zero_debias=self.zero_debias, patch_norm=self.patch_norm, name=name)(x)
         return PlainConv2D(filters, kernel_size, strides=strides,
                            weight_decay=self.weight_decay, name=name)(x)
 
@@ -76,7 +77,8 @@ class _CifarLayers:
 
 def build_cifar_resnet(variant="tanh_cos", num_classes=100, widths=(96, 192, 384),
                        units_per_stage=5, batch_norm=None, weight_decay=CIFAR_WEIGHT_DECAY,
-                       orthogonality=CIFAR_ORTHOGONALITY, zero_debias=False, name=None):
+                       orthogonality=CIFAR_ORTHOGONALITY, zero_debias=False, patch_norm="box",
+                       name=None):
     """The original CIFAR-100 DCNet (or ``baseline``) as a functional Keras model.
 
     Args:
@@ -92,6 +94,9 @@ def build_cifar_resnet(variant="tanh_cos", num_classes=100, widths=(96, 192, 384
       weight_decay: TF1 ``l2_regularizer`` scale on plain convs and BN gamma/beta.
       orthogonality: strength of the orthogonality term on decoupled filters.
       zero_debias: zero-debias the moving averages (the original does not).
+      patch_norm: ``"box"`` (cheap, default) or ``"ones_filter"`` (the original's
+        op, for bit-level reproduction of its float32 activations); see
+        :class:`~dcnet_keras.layers.DecoupledConv2D`.
 
     Input ``[N, 32, 32, 3]`` RGB in 0..255; output logits ``[N, num_classes]``.
     """
@@ -100,7 +105,8 @@ def build_cifar_resnet(variant="tanh_cos", num_classes=100, widths=(96, 192, 384
     widths = _check_widths(widths, 3)
     units_per_stage = positive_int("units_per_stage", units_per_stage)
     make = _CifarLayers(spec, non_negative_float("weight_decay", weight_decay),
-                        non_negative_float("orthogonality", orthogonality), bool(zero_debias))
+                        non_negative_float("orthogonality", orthogonality), bool(zero_debias),
+                        patch_norm)
 
     images = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
     x = keras.layers.Rescaling(1.0 / 128.0, offset=-127.5 / 128.0, name="rescale")(images)

@@ -25,12 +25,14 @@ IMAGE_SIZE = 224
 
 def build_imagenet_resnet(num_classes=1000, widths=(128, 256, 512, 1024),
                           weight_decay=IMAGENET_WEIGHT_DECAY,
-                          orthogonality=IMAGENET_ORTHOGONALITY, zero_debias=False, name=None):
+                          orthogonality=IMAGENET_ORTHOGONALITY, zero_debias=False,
+                          patch_norm="box", name=None):
     """The original ImageNet DCNet as a functional Keras model.
 
     Input ``[N, 224, 224, 3]`` (mean-subtracted RGB), output logits
     ``[N, num_classes]``.  ``widths``: the four stage widths (original 128, 256,
-    512, 1024).
+    512, 1024).  ``zero_debias`` and ``patch_norm`` as in
+    :func:`~dcnet_keras.models.build_cifar_resnet`.
     """
     num_classes = positive_int("num_classes", num_classes)
     widths = _check_widths(widths, 4)
@@ -41,6 +43,7 @@ def build_imagenet_resnet(num_classes=1000, widths=(128, 256, 512, 1024),
         x = DecoupledConv2D(filters, kernel_size, strides=strides, magnitude="tanh",
                             angular="cos", orthogonality=orthogonality,
                             mean_epsilon=IMAGENET_MEAN_EPSILON, zero_debias=zero_debias,
+                            patch_norm=patch_norm,
                             kernel_initializer=initializer, name=layer_name)(x)
         x = TF1BatchNormalization(weight_decay=weight_decay, zero_debias=zero_debias,
                                   name=join(layer_name, "bn"))(x)
