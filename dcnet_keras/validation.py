@@ -1,5 +1,7 @@
 """Argument checks shared by the layers and builders: clear ``ValueError``s."""
 
+import numbers
+
 
 def choice(argument, value, allowed):
     """``value`` if it is one of ``allowed``, else a ValueError naming both."""
@@ -10,10 +12,14 @@ def choice(argument, value, allowed):
     return value
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not _is_int(value) or value <= 0:
         raise ValueError(f"{argument}: expected a positive integer, received {value!r}")
-    return value
+    return int(value)
 
 
 def positive_float(argument, value):
@@ -46,17 +52,14 @@ def fraction(argument, value):
 
 def int_pair(argument, value):
     """An int or a pair of ints, each positive, as a tuple of two."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
     try:
-        pair = tuple(value)
+        pair = (value, value) if _is_int(value) else tuple(value)
     except TypeError:
         pair = ()
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0
-                             for v in pair):
+    if len(pair) != 2 or not all(_is_int(v) and v > 0 for v in pair):
         raise ValueError(
             f"{argument}: expected a positive integer or a pair of them, received {value!r}")
-    return pair
+    return tuple(int(v) for v in pair)
 
 
 def padding(argument, value):

@@ -21,13 +21,18 @@ IMAGE_SIZE = 32
 
 
 def _check_widths(widths, count):
+    """``count`` positive integers, as a tuple; else a ValueError naming ``widths``."""
     try:
-        widths = tuple(widths)
+        values = tuple(widths)
     except TypeError:
-        widths = None
-    if widths is None or len(widths) != count:
-        raise ValueError(f"widths: expected {count} positive integers, received {widths!r}")
-    return tuple(positive_int("widths", w) for w in widths)
+        values = ()
+    try:
+        if len(values) != count:
+            raise ValueError
+        return tuple(positive_int("widths", w) for w in values)
+    except ValueError:
+        raise ValueError(
+            f"widths: expected {count} positive integers, received {widths!r}") from None
 
 
 class _CifarLayers:
