@@ -43,6 +43,8 @@ def build(model, kind, **kwargs):
 
 def relative_error(actual, expected):
     """max |actual - expected| / max |expected| (the fixtures' tolerance convention)."""
+    if hasattr(actual, "detach"):  # a torch tensor
+        actual = actual.detach().cpu()
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
@@ -52,11 +54,13 @@ def relative_error(actual, expected):
 
 def moving_averages_by_checkpoint_name(model, names):
     """``{checkpoint name: value}`` of our model's moving averages, for ``names``."""
+    import keras
+
     from dcnet_keras.tf1_checkpoint import checkpoint_plan, index_moving_averages
 
     index = index_moving_averages(names)
     values = {}
     for variable, source in checkpoint_plan(model):
         if isinstance(source, tuple) and source in index:
-            values[index[source]] = np.asarray(variable.numpy())
+            values[index[source]] = keras.ops.convert_to_numpy(variable)
     return values

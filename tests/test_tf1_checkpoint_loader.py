@@ -32,14 +32,14 @@ def test_shape_mismatch_names_both_sides():
     with pytest.raises(CheckpointMismatchError) as info:
         load_tf1_checkpoint(model, CKPT)
     message = str(info.value)
-    assert "block3_unit0.first/kernel" in message and "block3_unit0/first/filter" in message
+    assert "block3_unit0__first/kernel" in message and "block3_unit0/first/filter" in message
     assert "(3, 3, 16, 64)" in message and "[3, 3, 16, 32]" in message
     assert_untouched(model, before)
 
 
 def test_missing_variable_names_both_sides():
     model = build_cifar_resnet("tanh_cos", 100, (8, 16, 32), 3)
-    with pytest.raises(CheckpointMismatchError, match=r"block1_unit2\.first/kernel.*"
+    with pytest.raises(CheckpointMismatchError, match=r"block1_unit2__first/kernel.*"
                                                       r"block1_unit2/first/filter"):
         load_tf1_checkpoint(model, CKPT)
 

@@ -1,12 +1,12 @@
 """Layer names of the built networks follow the original's variable scopes.
 
 A layer whose variables live under TF1 scope ``block1_unit0/first`` is named
-``block1_unit0.first`` (Keras forbids ``/`` in names); its batch norm is
-``block1_unit0.first.bn`` and its PReLU ``block1_unit0.first.prelu``.  The TF1
-checkpoint loader relies on this.
+``block1_unit0__first`` (Keras forbids ``/`` in names and PyTorch ``.`` in
+parameter names); its batch norm is ``block1_unit0__first__bn`` and its PReLU
+``block1_unit0__first__prelu``.  The TF1 checkpoint loader relies on this.
 """
 
-SEPARATOR = "."
+SEPARATOR = "__"
 
 
 def join(*parts):
@@ -14,5 +14,5 @@ def join(*parts):
 
 
 def tf1_scope(layer_name):
-    """``"block1_unit0.first"`` -> ``"block1_unit0/first"``."""
+    """``"block1_unit0__first"`` -> ``"block1_unit0/first"``."""
     return layer_name.replace(SEPARATOR, "/")
