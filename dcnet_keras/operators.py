@@ -155,7 +155,9 @@ def magnitude(name, v, rho_parts, alpha, beta):
         return alpha * ops.tanh(v / scale / r2)
     rho = r2 * scale
     if name == "ball":
-        return alpha * ops.minimum(v, rho) / rho
+        # min(v, rho) / rho written as the original writes ball_cos: finite also
+        # at rho = 0 (a moving average that has not been updated yet).
+        return alpha * v / (rho + ops.relu(v - rho))
     if name == "seg":
         return ops.where(v < rho, alpha * v, beta * v + (alpha - beta) * rho)
     raise ValueError(f"magnitude: unknown magnitude {name!r}; expected one of {MAGNITUDES}")
