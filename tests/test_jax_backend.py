@@ -1,4 +1,4 @@
-"""The reference and identity tests again, on the JAX backend (in a subprocess).
+"""The reference, identity and fixture forward tests again, on the JAX backend.
 
 Keras picks its backend once per process, so the backend-agnostic test files are
 run by a child ``pytest`` with ``KERAS_BACKEND=jax``.
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TEST_FILES = ["tests/test_decoupled_conv_reference.py", "tests/test_decoupled_conv_identities.py"]
+TEST_FILES = ["tests/test_decoupled_conv_reference.py", "tests/test_decoupled_conv_identities.py",
+              "tests/test_tf1_fixtures.py"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None,
