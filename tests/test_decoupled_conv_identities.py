@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from backend_gradients import layer_gradients
 from dcnet_keras.layers import DecoupledConv2D
 
 MAGNITUDES = ("sphere", "ball", "tanh", "linear", "seg", "log", "mix")
@@ -197,36 +198,6 @@ def test_fixed_absolute_radius_identity():
 
 
 # --- edge inputs: finite outputs and gradients -------------------------------------------
-
-def layer_gradients(layer, x, training):
-    """``d sum(layer(x)) / d(x, trainable weights)`` as NumPy arrays, and the output."""
-    backend = keras.backend.backend()
-    variables = list(layer.trainable_variables)
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        xt = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(xt)
-            out = layer(xt, training=training)
-            loss = tf.reduce_sum(out)
-        grads = tape.gradient(loss, [xt] + variables)
-        return np.asarray(out), [None if g is None else np.asarray(g) for g in grads]
-    if backend == "jax":
-        import jax
-        import jax.numpy as jnp
-
-        non_trainable = [v.value for v in layer.non_trainable_variables]
-
-        def loss(xv, trainable):
-            out, _ = layer.stateless_call(trainable, non_trainable, xv, training=training)
-            return jnp.sum(out), out
-
-        (_, out), (gx, gw) = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(
-            jnp.asarray(x), [v.value for v in variables])
-        return np.asarray(out), [np.asarray(gx)] + [np.asarray(g) for g in gw]
-    pytest.skip(f"gradient helper handles tensorflow and jax, not {backend!r}")
-
 
 def _edge_input(kind, rng):
     shape = (2, 7, 7, CIN)

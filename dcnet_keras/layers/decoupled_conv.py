@@ -9,11 +9,11 @@ import keras
 from keras import ops
 
 from dcnet_keras import distribute, operators
-from dcnet_keras.layers.conv_shapes import conv_output_shape
+from dcnet_keras.layers.conv_common import build_kernel, conv_output_shape
 from dcnet_keras.layers.plain_conv import he_normal_untruncated
 from dcnet_keras.moving_average import MovingAverage
 from dcnet_keras.regularizers import FilterOrthogonality
-from dcnet_keras.validation import (choice, fraction, image_input_shape, int_pair,
+from dcnet_keras.validation import (choice, fraction, int_pair,
                                     non_negative_float, padding as check_padding,
                                     positive_float, positive_int)
 
@@ -116,12 +116,8 @@ class DecoupledConv2D(keras.layers.Layer):
         return not self.weighted
 
     def build(self, input_shape):
-        channels = image_input_shape(self.name, input_shape)
-        self.input_spec = keras.InputSpec(ndim=4, axes={-1: channels})
-        self.kernel = self.add_weight(
-            name="kernel", shape=self.kernel_size + (channels, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=FilterOrthogonality(self.orthogonality) if self.orthogonality else None)
+        build_kernel(self, input_shape,
+                     FilterOrthogonality(self.orthogonality) if self.orthogonality else None)
         if self.uses_radius and self.radius == "learned":
             self.radius_weight = self.add_weight(name="radius", shape=(self.filters,),
                                                  initializer="ones")

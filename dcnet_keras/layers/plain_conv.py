@@ -3,10 +3,10 @@
 import keras
 
 from dcnet_keras import operators
-from dcnet_keras.layers.conv_shapes import conv_output_shape
+from dcnet_keras.layers.conv_common import build_kernel, conv_output_shape
 from dcnet_keras.regularizers import TF1WeightDecay
-from dcnet_keras.validation import (image_input_shape, int_pair, non_negative_float,
-                                    padding as check_padding, positive_int)
+from dcnet_keras.validation import (int_pair, non_negative_float, padding as check_padding,
+                                    positive_int)
 
 
 def he_normal_untruncated():
@@ -37,12 +37,8 @@ class PlainConv2D(keras.layers.Layer):
             kernel_initializer if kernel_initializer is not None else he_normal_untruncated())
 
     def build(self, input_shape):
-        channels = image_input_shape(self.name, input_shape)
-        self.input_spec = keras.InputSpec(ndim=4, axes={-1: channels})
-        self.kernel = self.add_weight(
-            name="kernel", shape=self.kernel_size + (channels, self.filters),
-            initializer=self.kernel_initializer,
-            regularizer=TF1WeightDecay(self.weight_decay) if self.weight_decay else None)
+        build_kernel(self, input_shape,
+                     TF1WeightDecay(self.weight_decay) if self.weight_decay else None)
 
     def call(self, inputs):
         return operators.conv2d(inputs, self.kernel, self.strides, self.padding)
