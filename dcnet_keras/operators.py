@@ -134,6 +134,11 @@ def squared_radius(radius):
     return ops.square(radius) + RADIUS_EPS
 
 
+def _scaled(alpha, value):
+    """``alpha * value``, skipping the full-size multiply when ``alpha`` is 1."""
+    return value if alpha == 1.0 else alpha * value
+
+
 def magnitude(name, v, rho_parts, alpha, beta):
     """``h(v)`` for a norm ``v`` (any shape broadcasting with ``rho``).
 
@@ -145,21 +150,21 @@ def magnitude(name, v, rho_parts, alpha, beta):
     if name == "sphere":
         return alpha * ops.ones_like(v)
     if name == "linear":
-        return alpha * v
+        return _scaled(alpha, v)
     if name == "log":
-        return alpha * ops.log1p(v)
+        return _scaled(alpha, ops.log1p(v))
     if name == "mix":
         return alpha * v + beta * ops.log1p(v)
     scale, r2 = rho_parts
     if name == "tanh":
-        return alpha * ops.tanh(v / scale / r2)
+        return _scaled(alpha, ops.tanh(v / scale / r2))
     rho = r2 * scale
     if name == "ball":
         # min(v, rho) / rho written as the original writes ball_cos: finite also
         # at rho = 0 (a moving average that has not been updated yet).
-        return alpha * v / (rho + ops.relu(v - rho))
+        return _scaled(alpha, v / (rho + ops.relu(v - rho)))
     if name == "seg":
-        return ops.where(v < rho, alpha * v, beta * v + (alpha - beta) * rho)
+        return ops.where(v < rho, _scaled(alpha, v), beta * v + (alpha - beta) * rho)
     raise ValueError(f"magnitude: unknown magnitude {name!r}; expected one of {MAGNITUDES}")
 
 
@@ -192,11 +197,11 @@ def decoupled_response(u, xn, magnitude_name, angular_name, rho_parts, alpha, be
     operators.  ``xn`` may be ``None`` only for ``linear`` x ``cos`` (= ``alpha*u``).
     """
     if magnitude_name == "linear" and angular_name == "cos":
-        out = alpha * u  # linear_cos: the normalised-filter convolution itself
+        out = _scaled(alpha, u)  # linear_cos: the normalised-filter convolution itself
     elif magnitude_name == "ball" and angular_name == "cos":
         scale, r2 = rho_parts  # ball_cos: u / (rho + relu(xn - rho))
         rho = r2 * scale
-        out = alpha * u / (rho + ops.relu(xn - rho))
+        out = _scaled(alpha, u) / (rho + ops.relu(xn - rho))
     else:
         c = u / xn
         out = angular(angular_name, c, sigmoid_k) * magnitude(
