@@ -38,6 +38,8 @@ def projection_due(iterations, interval=PROJECTION_INTERVAL):
     by a projection: the original projects after update ``i`` (0-based) for
     ``i = 100, 200, ...``, i.e. ``iterations = i + 1`` with ``iterations % 100 == 1``.
     """
+    if hasattr(iterations, "numpy"):  # a Keras or tf.distribute variable
+        iterations = iterations.numpy()
     iterations = int(iterations)
     return iterations > 1 and iterations % interval == 1
 

@@ -21,7 +21,8 @@ class MovingAverage:
     """The weights of one moving average, created on ``layer`` in its ``build``.
 
     Attributes ``shadow`` (what inference reads), and with ``zero_debias``
-    ``biased`` and ``steps``.
+    ``biased`` and ``steps``; the layer also holds them as ``<name>_shadow``,
+    ``<name>_biased`` and ``<name>_steps``.
     """
 
     def __init__(self, layer, name, shape, decay, zero_debias):
@@ -30,9 +31,13 @@ class MovingAverage:
         self._rate = one_minus_decay(decay)
 
         def add(suffix, weight_shape):
-            return layer.add_weight(
+            variable = layer.add_weight(
                 name=name + suffix, shape=weight_shape, initializer="zeros",
                 trainable=False, autocast=False, aggregation="mean")
+            # An attribute of the layer, so that attribute-based tracking
+            # (tf.train.Checkpoint) saves it, not only layer.weights (.keras).
+            setattr(layer, f"{name}{suffix or '_shadow'}", variable)
+            return variable
 
         self.shadow = add("", shape)
         if self.zero_debias:

@@ -137,3 +137,20 @@ def test_cifar_model_rejects_wrong_input(shape):
     model = build_cifar_resnet("tanh_cos", **TINY)
     with pytest.raises(ValueError, match=r"shape|rank|ndim|axis"):
         model(np.zeros(shape, np.float32))
+
+
+def test_tf_checkpoint_saves_every_weight(tmp_path):
+    """``tf.train.Checkpoint`` (training checkpoints) must restore the moving
+    averages too, not only what ``.keras`` files save."""
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.train.Checkpoint is TensorFlow's")
+    for zero_debias in (False, True):
+        model = build_cifar_resnet("tanh_cos", zero_debias=zero_debias, **TINY)
+        x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+        model(x, training=True)
+        path = tf.train.Checkpoint(model=model).save(str(tmp_path / f"ckpt{zero_debias}"))
+        fresh = build_cifar_resnet("tanh_cos", zero_debias=zero_debias, **TINY)
+        tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
+        for saved, restored in zip(model.weights, fresh.weights):
+            np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=saved.path)
