@@ -1,0 +1,1 @@
+"""Input pipelines (TensorFlow only): ``cifar100`` reads, checks and augments CIFAR-100."""

@@ -1,0 +1,95 @@
+"""Top-1 / top-5 accuracy of a trained CIFAR-100 model on the test set.
+
+    python -m dcnet_keras.evaluate model/tanh_cos/tanh_cos.keras
+    python -m dcnet_keras.evaluate model/tanh_cos/saved_model/1
+    python -m dcnet_keras.evaluate model/tanh_cos --variant tanh_cos        # training checkpoints
+    python -m dcnet_keras.evaluate model/tanh_cos/42499 --tf1 --variant tanh_cos  # original TF1
+
+Every test image is counted once (inference mode: moving averages).
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+
+def _load_predict(args):
+    """``predict(images float32 [N,32,32,3]) -> logits`` for the model at ``args.model``."""
+    import keras
+
+    from dcnet_keras.models import build_cifar_resnet
+
+    path = args.model
+    if path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model: no .keras file at {path!r}")
+        model = keras.models.load_model(path)
+        return lambda x: model(x, training=False)
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        loaded = tf.saved_model.load(path)
+        serve = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
+        return lambda x, loaded=loaded: serve(tf.constant(x))  # keeps `loaded` alive
+    model = build_cifar_resnet(args.variant, 100, tuple(args.widths), args.units_per_stage)
+    if args.tf1:
+        from dcnet_keras.tf1_checkpoint import load_tf1_checkpoint
+
+        load_tf1_checkpoint(model, path)
+    else:
+        folder = os.path.join(path, "checkpoints") if os.path.isdir(
+            os.path.join(path, "checkpoints")) else path
+        latest = tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else path
+        if latest is None:
+            raise FileNotFoundError(f"model: no .keras file, SavedModel or training "
+                                    f"checkpoint at {path!r}")
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return lambda x: model(x, training=False)
+
+
+def evaluate(predict, dataset, top_k=(1, 5)):
+    """``{k: accuracy}`` over one pass of ``dataset`` (every image once)."""
+    correct = {k: 0 for k in top_k}
+    seen = 0
+    for images, labels in dataset:
+        logits = predict(images)
+        logits = logits if not isinstance(logits, dict) else next(iter(logits.values()))
+        for k in top_k:
+            correct[k] += int(np.sum(tf.math.in_top_k(tf.cast(labels, tf.int32), logits, k)))
+        seen += int(labels.shape[0])
+    return {k: correct[k] / seen for k in top_k}, seen
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("model", help=".keras file, SavedModel folder, a model_dir or "
+                                      "checkpoint prefix of our runs, or (--tf1) of the original")
+    parser.add_argument("--tf1", action="store_true", help="MODEL is an original TF1 checkpoint")
+    parser.add_argument("--variant", default="tanh_cos", help="for checkpoints")
+    parser.add_argument("--widths", type=int, nargs=3, default=[96, 192, 384])
+    parser.add_argument("--units_per_stage", type=int, default=5)
+    parser.add_argument("--dataset", default="auto",
+                        choices=("auto", "binary", "pickle", "tfds", "synthetic"))
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--batch_size", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    from dcnet_keras.data.cifar100 import DataError, load_cifar100, test_dataset
+
+    try:
+        data = load_cifar100(args.dataset, args.data_dir,
+                             default_binary_dir=os.path.join(os.getcwd(), "cifar-100-binary"))
+        predict = _load_predict(args)
+        accuracy, seen = evaluate(predict, test_dataset(data.test_images, data.test_labels,
+                                                        args.batch_size))
+    except (DataError, ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    print(f"top1={accuracy[1]:.4f}, top5={accuracy[5]:.4f} over {seen} test images "
+          f"({data.source})")
+    return accuracy
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training runs of the original scripts (TensorFlow only): logs, strategies, the loop."""

@@ -1,0 +1,25 @@
+"""Choice of ``tf.distribute`` strategy for the training scripts.
+
+``auto``: ``MirroredStrategy`` over every GPU when there are several, else one
+device.  ``mirrored``: ``MirroredStrategy`` over every GPU (or, without GPUs,
+every logical CPU device).  ``one_device``: the first GPU, else the CPU.
+``multiworker``: ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``.
+"""
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "mirrored", "one_device", "multiworker")
+
+
+def make_strategy(name):
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy: expected one of {', '.join(STRATEGIES)}, received {name!r}")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "one_device" or (name == "auto" and len(gpus) < 2):
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if gpus:
+        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    cpus = tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([c.name for c in cpus])
