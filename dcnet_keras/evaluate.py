@@ -23,6 +23,9 @@ def _load_predict(args):
     from dcnet_keras.models import build_cifar_resnet
 
     path = args.model
+    if not (os.path.exists(path) or os.path.exists(path + ".index")):
+        raise FileNotFoundError(f"model: nothing at {path!r} (expected a .keras file, a "
+                                "SavedModel folder, a model_dir or a checkpoint prefix)")
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model: no .keras file at {path!r}")
