@@ -127,6 +127,7 @@ def run(variant, repo_root, args):
     if is_chief and not args.no_export:
         os.makedirs(model_dir, exist_ok=True)
         model.save(os.path.join(model_dir, f"{variant}.keras"))
-        model.export(os.path.join(model_dir, "saved_model", "1"), verbose=False)
+        from dcnet_keras.export import export_saved_model  # serving signatures, see README
+        export_saved_model(model, os.path.join(model_dir, "saved_model"), overwrite=True)
     say(f"==== final test accuracy after {args.max_steps} iterations: {accuracy:.4f}")
     return RunResult(model, strategy, accuracy)
