@@ -14,9 +14,9 @@ STRATEGIES = ("auto", "mirrored", "one_device", "multiworker")
 def make_strategy(name):
     if name not in STRATEGIES:
         raise ValueError(f"--strategy: expected one of {', '.join(STRATEGIES)}, received {name!r}")
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "multiworker":
+    if name == "multiworker":  # before anything starts TensorFlow's runtime
         return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
     if name == "one_device" or (name == "auto" and len(gpus) < 2):
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if gpus:

@@ -1,9 +1,11 @@
-"""The original scripts' log files, kept consistent across resumed runs.
+"""The original scripts' log lines, in files kept consistent across resumed runs.
 
-``log/<variant>/log_train.txt``: ``====iteration_%d: fit=%.4f, reg=%.4f, orth=%.4f, acc=%.4f``
-every 100 iterations; ``log/<variant>/log_test.txt``: ``++++iteration_%d: test acc=%.4f``.
-A fresh run truncates both (as the original); a resumed run keeps them and drops
-every line about an iteration after the one it resumes from.
+A training-log and a test-log file in the run's log folder (``log_train.txt``
+and ``log_test.txt``, as the original CIFAR script); the line formats come from
+the script (CIFAR ``====iteration_%d: fit=..., acc=...`` / ``++++iteration_%d:
+test acc=...``; ImageNet ``... top1=..., top5=...``).  A fresh run truncates
+both files (as the original); a resumed run keeps them and drops every line
+about an iteration after the one it resumes from.
 """
 
 import os
@@ -14,21 +16,15 @@ TEST_LOG = "log_test.txt"
 _ITERATION = re.compile(r"^(?:====|\+\+\+\+)iteration_(\d+):")
 
 
-def train_line(i, fit, reg, orth, acc):
-    return "====iteration_%d: fit=%.4f, reg=%.4f, orth=%.4f, acc=%.4f" % (i, fit, reg, orth, acc)
-
-
-def test_line(i, acc):
-    return "++++iteration_%d: test acc=%.4f" % (i, acc)
-
-
 class RunLogs:
-    """Appends the original's lines to ``log_train.txt`` / ``log_test.txt`` in ``folder``."""
+    """Appends ``train_line(i, metrics)`` / ``test_line(i, accuracy)`` to the two files."""
 
-    def __init__(self, folder, resume_after=None):
+    def __init__(self, folder, train_line, test_line, resume_after=None):
         """``resume_after=None``: truncate both files; else keep lines up to that iteration."""
         os.makedirs(folder, exist_ok=True)
         self.folder = folder
+        self._train_line = train_line
+        self._test_line = test_line
         for name in (TRAIN_LOG, TEST_LOG):
             path = os.path.join(folder, name)
             kept = []
@@ -44,13 +40,10 @@ class RunLogs:
     def _append(self, name, line):
         with open(os.path.join(self.folder, name), "a") as f:
             f.write(line + "\n")
-
-    def train(self, i, fit, reg, orth, acc):
-        line = train_line(i, fit, reg, orth, acc)
-        self._append(TRAIN_LOG, line)
         return line
 
-    def test(self, i, acc):
-        line = test_line(i, acc)
-        self._append(TEST_LOG, line)
-        return line
+    def train(self, i, metrics):
+        return self._append(TRAIN_LOG, self._train_line(i, metrics))
+
+    def test(self, i, accuracy):
+        return self._append(TEST_LOG, self._test_line(i, accuracy))

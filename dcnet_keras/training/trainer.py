@@ -5,7 +5,8 @@ the same global batch), computes ``fit + reg + orth`` on a training-mode forward
 whose batch statistics are all-reduced over the global batch, and applies the
 gradient of ``loss / replicas``; the optimiser sums the replicas' gradients, so
 N replicas make the update one device would make.  The values returned (fit,
-reg, orth, batch accuracy) are those before the update, as the original logs.
+reg, orth, batch top-1 and top-5 accuracy) are those before the update, as the
+original logs them.
 """
 
 import tensorflow as tf
@@ -13,11 +14,13 @@ import tensorflow as tf
 from dcnet_keras.losses import dcnet_cross_entropy
 from dcnet_keras.regularizers import regularization_terms
 
-METRICS = ("fit", "reg", "orth", "acc")
+METRICS = ("fit", "reg", "orth", "top1", "top5")
 
 
 def _correct(labels, logits, k):
+    """How many ``labels`` are among the ``k`` largest ``logits`` (any float dtype)."""
     labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    logits = tf.cast(logits, tf.float32)
     return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
 
 
@@ -51,8 +54,9 @@ class Trainer:
             loss = (fit + terms["reg"] + terms["orth"]) / ctx.num_replicas_in_sync
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
-        acc = _correct(labels, logits, 1) / self.local_batch
-        return fit, terms["reg"], terms["orth"], acc
+        top1 = _correct(labels, logits, 1) / self.local_batch
+        top5 = _correct(labels, logits, min(5, logits.shape[-1])) / self.local_batch
+        return fit, terms["reg"], terms["orth"], top1, top5
 
     def _distributed_step(self, images, labels):
         per_replica = self.strategy.run(self._replica_step, args=(images, labels))
@@ -61,7 +65,7 @@ class Trainer:
                 for name, value in zip(METRICS, per_replica)}
 
     def train_step(self, images, labels):
-        """One update on the global batch; returns ``{fit, reg, orth, acc}`` tensors."""
+        """One update on the global batch; returns ``{fit, reg, orth, top1, top5}`` tensors."""
         return self._train(images, labels)
 
     def evaluate(self, dataset, top_k=(1, 5)):
