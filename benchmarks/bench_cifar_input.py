@@ -23,6 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcnet_keras.data import cifar100 as cd  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from table import print_table  # noqa: E402
+
 
 def checkpoint_megabytes(dataset, batches):
     iterator = iter(dataset)
@@ -69,14 +72,10 @@ def main():
         ("train: time to first batch (fills the buffer)", f"{first_batch_s:.2f} s", ""),
         ("train: iterator checkpoint after 3 batches", f"{ckpt_mb:.1f} MiB", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'pipeline':<{width}} | {'rate':>14} | {'':>14}")
-    print("-" * (width + 34))
-    for name, a, b in rows:
-        print(f"{name:<{width}} | {a:>14} | {b:>14}")
-    print("Read: the input is no bottleneck while its batch/s exceeds the training steps/s of the "
-          "model (benchmarks/bench_models.py) on the same machine; both pipelines use every "
-          "core (AUTOTUNE), so they compete with the model for CPU.")
+    note = ("Read: the input is no bottleneck while its batch/s exceeds the training steps/s of the "
+            "model (benchmarks/bench_models.py) on the same machine; both pipelines use every "
+            "core (AUTOTUNE), so they compete with the model for CPU.")
+    print_table(rows, note)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcnet_keras.data import imagenet as ind  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from table import print_table  # noqa: E402
+
 
 def synthetic_images(count, height, width, seed=0):
     """``count`` distinct uint8 [height, width, 3] pictures (a few templates, shifted + noise)."""
@@ -93,15 +96,11 @@ def main():
          ""),
         ("train: time to first batch (fills the buffer)", f"{first_batch_s:.2f} s", ""),
     ]
-    width = max(len(r[0]) for r in rows)
-    print(f"{'pipeline':<{width}} | {'rate':>14} | {'':>14}")
-    print("-" * (width + 34))
-    for name, a, b in rows:
-        print(f"{name:<{width}} | {a:>14} | {b:>14}")
-    print("Read: decoding scales with the cores (AUTOTUNE); the input keeps up while its batch/s "
-          "exceeds the model's training steps/s at batch 40 on the same machine "
-          "(benchmarks/bench_models.py); real ImageNet JPEGs vary in size, so treat this as an "
-          "estimate within a factor of about 1.5.")
+    note = ("Read: decoding scales with the cores (AUTOTUNE); the input keeps up while its batch/s "
+            "exceeds the model's training steps/s at batch 40 on the same machine "
+            "(benchmarks/bench_models.py); real ImageNet JPEGs vary in size, so treat this as an "
+            "estimate within a factor of about 1.5.")
+    print_table(rows, note)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ forward and forward+backward, on the network's largest layer shapes.
 
     python benchmarks/bench_models.py                 # full width, batch 128
     python benchmarks/bench_models.py --widths 32 64 128 --repeats 3
+    python benchmarks/bench_models.py --imagenet      # the ImageNet network's step, batch 40
 
 Numbers are medians of ``--repeats`` timed runs after ``--warmup`` untimed ones,
 all in one process; compare ratios from one run only.
@@ -26,8 +27,8 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcnet_keras import operators  # noqa: E402
-from dcnet_keras.models import build_cifar_resnet  # noqa: E402
-from dcnet_keras.optimizers import cifar_optimizer  # noqa: E402
+from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet  # noqa: E402
+from dcnet_keras.optimizers import cifar_optimizer, imagenet_optimizer  # noqa: E402
 from dcnet_keras.train_step import make_train_step  # noqa: E402
 
 VARIANTS = ("baseline", "tanh_cos", "ball_cos", "seg_cos", "linear_cos", "linear_sqcos_wo_bn")
@@ -53,6 +54,23 @@ def time_variant(variant, args, images, labels):
                              args.repeats)
     infer_s = median_seconds(lambda: infer(images).numpy(), args.warmup, args.repeats)
     return train_s, infer_s
+
+
+def time_imagenet(args):
+    """Train-step and inference time of the full ImageNet network at batch 40."""
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(0, 60, (40, 224, 224, 3)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 1000, (40,)).astype(np.int32))
+    model = build_imagenet_resnet()
+    step = make_train_step(model, imagenet_optimizer(0.1), jit_compile=args.jit)
+    infer = tf.function(lambda x: model(x, training=False), jit_compile=args.jit)
+    train_s = median_seconds(lambda: step(images, labels)["loss"].numpy(), args.warmup,
+                             args.repeats)
+    infer_s = median_seconds(lambda: infer(images).numpy(), args.warmup, args.repeats)
+    print(f"# ImageNet network, full width, batch 40; median of {args.repeats}")
+    print("| network | train step s | inference s | 700001 steps (days) |")
+    print("|---|---:|---:|---:|")
+    print(f"| imagenet | {train_s:.2f} | {infer_s:.2f} | {train_s * 700001 / 86400:.0f} |")
 
 
 def time_patch_norms(args):
@@ -91,7 +109,11 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--jit", action="store_true", help="XLA-compile the steps")
+    parser.add_argument("--imagenet", action="store_true",
+                        help="time the ImageNet network instead (batch 40)")
     args = parser.parse_args()
+    if args.imagenet:
+        return time_imagenet(args)
     if "baseline" not in args.variants:
         args.variants.insert(0, "baseline")
 

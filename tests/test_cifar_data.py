@@ -8,6 +8,7 @@ import types
 
 import numpy as np
 import pytest
+from assertions import one_line_error
 import tensorflow as tf
 
 from dcnet_keras.data import cifar100 as cd
@@ -55,11 +56,7 @@ def _write_pickle_folder(folder, n_train=4, n_test=2):
 
 
 def _error(fn, *args, **kwargs):
-    with pytest.raises(cd.DataError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message and message
-    return message
+    return one_line_error(cd.DataError, fn, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- readers

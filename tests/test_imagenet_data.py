@@ -7,6 +7,7 @@ import types
 
 import numpy as np
 import pytest
+from assertions import one_line_error
 import tensorflow as tf
 
 from dcnet_keras.data import cifar100 as cd
@@ -92,11 +93,7 @@ def shards(tmp_path_factory):
 
 
 def _data_error(fn, *args, **kwargs):
-    with pytest.raises(ind.DataError) as info:
-        fn(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message and message
-    return message
+    return one_line_error(ind.DataError, fn, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------- files and records
