@@ -17,37 +17,23 @@ import tensorflow as tf
 
 
 def _load_predict(args):
-    """``predict(images float32 [N,32,32,3]) -> logits`` for the model at ``args.model``."""
-    import keras
-
-    from dcnet_keras.models import build_cifar_resnet
+    """``predict(images float32 [N,32,32,3]) -> logits`` for the model at ``args.model``,
+    loaded as :mod:`dcnet_keras.export` loads models."""
+    from dcnet_keras import export
 
     path = args.model
     if not (os.path.exists(path) or os.path.exists(path + ".index")):
         raise FileNotFoundError(f"model: nothing at {path!r} (expected a .keras file, a "
                                 "SavedModel folder, a model_dir or a checkpoint prefix)")
-    if path.endswith(".keras"):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"model: no .keras file at {path!r}")
-        model = keras.models.load_model(path)
-        return lambda x: model(x, training=False)
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         loaded = tf.saved_model.load(path)
         serve = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
         return lambda x, loaded=loaded: serve(tf.constant(x))  # keeps `loaded` alive
-    model = build_cifar_resnet(args.variant, 100, tuple(args.widths), args.units_per_stage)
-    if args.tf1:
-        from dcnet_keras.tf1_checkpoint import load_tf1_checkpoint
-
-        load_tf1_checkpoint(model, path)
+    if path.endswith(".keras"):
+        model = export.load_keras_file(path)
     else:
-        folder = os.path.join(path, "checkpoints") if os.path.isdir(
-            os.path.join(path, "checkpoints")) else path
-        latest = tf.train.latest_checkpoint(folder) if os.path.isdir(folder) else path
-        if latest is None:
-            raise FileNotFoundError(f"model: no .keras file, SavedModel or training "
-                                    f"checkpoint at {path!r}")
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        load = export.load_original_checkpoint if args.tf1 else export.load_training_checkpoint
+        model, _ = load(path, args.variant, args.widths, args.units_per_stage)
     return lambda x: model(x, training=False)
 
 

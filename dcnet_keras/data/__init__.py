@@ -1,1 +1,3 @@
-"""Input pipelines (TensorFlow only): ``cifar100`` reads, checks and augments CIFAR-100."""
+"""Input pipelines (TensorFlow only): ``cifar100`` (CIFAR-100: binary, pickle, tfds,
+synthetic), ``imagenet`` (slim TFRecord shards or tfds) and ``imagenet_preprocessing``
+(the original's TF1 resize arithmetic)."""
