@@ -3,6 +3,7 @@
 import keras
 
 from dcnet_keras.layers.decoupled_conv import DecoupledConv2D
+from dcnet_keras.layers.walk import all_layers
 
 #: the original projects every 100 iterations.
 PROJECTION_INTERVAL = 100
@@ -10,16 +11,7 @@ PROJECTION_INTERVAL = 100
 
 def decoupled_layers(model):
     """Every :class:`DecoupledConv2D` in ``model``, nested models included."""
-    found = []
-
-    def walk(layer):
-        if isinstance(layer, DecoupledConv2D):
-            found.append(layer)
-        for child in getattr(layer, "layers", ()):
-            walk(child)
-
-    walk(model)
-    return found
+    return [layer for layer in all_layers(model) if isinstance(layer, DecoupledConv2D)]
 
 
 def project_weights(model):

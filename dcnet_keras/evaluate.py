@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 
@@ -28,26 +27,17 @@ def _load_predict(args):
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         loaded = tf.saved_model.load(path)
         serve = getattr(loaded, "serve", None) or loaded.signatures["serving_default"]
-        return lambda x, loaded=loaded: serve(tf.constant(x))  # keeps `loaded` alive
+        def predict(x, loaded=loaded):  # keeps `loaded` alive
+            outputs = serve(tf.constant(x))
+            return outputs["logits"] if isinstance(outputs, dict) else outputs
+
+        return predict
     if path.endswith(".keras"):
         model = export.load_keras_file(path)
     else:
         load = export.load_original_checkpoint if args.tf1 else export.load_training_checkpoint
         model, _ = load(path, args.variant, args.widths, args.units_per_stage)
     return lambda x: model(x, training=False)
-
-
-def evaluate(predict, dataset, top_k=(1, 5)):
-    """``{k: accuracy}`` over one pass of ``dataset`` (every image once)."""
-    correct = {k: 0 for k in top_k}
-    seen = 0
-    for images, labels in dataset:
-        logits = predict(images)
-        logits = logits if not isinstance(logits, dict) else next(iter(logits.values()))
-        for k in top_k:
-            correct[k] += int(np.sum(tf.math.in_top_k(tf.cast(labels, tf.int32), logits, k)))
-        seen += int(labels.shape[0])
-    return {k: correct[k] / seen for k in top_k}, seen
 
 
 def main(argv=None):
@@ -66,13 +56,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from dcnet_keras.data.cifar100 import DataError, load_cifar100, test_dataset
+    from dcnet_keras.training.trainer import top_k_accuracies
 
     try:
         data = load_cifar100(args.dataset, args.data_dir,
                              default_binary_dir=os.path.join(os.getcwd(), "cifar-100-binary"))
         predict = _load_predict(args)
-        accuracy, seen = evaluate(predict, test_dataset(data.test_images, data.test_labels,
-                                                        args.batch_size))
+        accuracy, seen = top_k_accuracies(
+            predict, test_dataset(data.test_images, data.test_labels, args.batch_size))
     except (DataError, ValueError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     print(f"top1={accuracy[1]:.4f}, top5={accuracy[5]:.4f} over {seen} test images "

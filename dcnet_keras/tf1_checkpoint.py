@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcnet_keras.layers import DecoupledConv2D, PlainConv2D, TF1BatchNormalization, TF1PReLU
+from dcnet_keras.layers.walk import all_layers
 from dcnet_keras.models.naming import tf1_scope
 
 _SHADOW = "ExponentialMovingAverage"
@@ -77,18 +78,6 @@ def index_moving_averages(names):
     return index
 
 
-def _all_layers(model):
-    found = []
-
-    def walk(layer):
-        found.append(layer)
-        for child in getattr(layer, "layers", ()):
-            walk(child)
-
-    walk(model)
-    return found
-
-
 def _moving_average_targets(moving_average, owner, role):
     """``(variable, (owner, role, part))`` pairs of one :class:`MovingAverage`."""
     targets = [(moving_average.shadow, (owner, role, "shadow"))]
@@ -101,7 +90,7 @@ def _moving_average_targets(moving_average, owner, role):
 def checkpoint_plan(model):
     """``[(keras variable, checkpoint name or (owner, role, part))]`` for ``model``."""
     plan = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         scope = tf1_scope(layer.name)
         if isinstance(layer, DecoupledConv2D):
             plan.append((layer.kernel, f"{scope}/filter"))

@@ -21,10 +21,16 @@ def gradients(model, images, labels):
     return terms, logits, grads
 
 
+def count_in_top_k(labels, logits, k):
+    """How many ``labels`` are among the ``k`` largest ``logits`` (any float dtype), float32."""
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+
+
 def top_k_accuracy(labels, logits, k=1):
     """Fraction of ``labels`` among the ``k`` largest ``logits``."""
-    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-    return tf.reduce_mean(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+    return count_in_top_k(labels, logits, k) / tf.cast(tf.shape(logits)[0], tf.float32)
 
 
 def make_train_step(model, optimizer, jit_compile=False):

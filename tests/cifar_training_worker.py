@@ -49,14 +49,7 @@ def main():
     if options.floatx:
         import keras
 
-        from dcnet_keras.training import trainer
-
         keras.config.set_floatx(options.floatx)
-        # The batch accuracy uses tf.math.in_top_k, which takes float32 predictions only; it
-        # does not touch the weights, so casting its input leaves the training itself alone.
-        correct = trainer._correct
-        trainer._correct = lambda labels, logits, k: correct(labels, tf.cast(logits, tf.float32),
-                                                             k)
     from dcnet_keras.training.cifar import main as train
 
     result = train(options.variant, REPO, train_args)

@@ -13,15 +13,24 @@ import tensorflow as tf
 
 from dcnet_keras.losses import dcnet_cross_entropy
 from dcnet_keras.regularizers import regularization_terms
+from dcnet_keras.train_step import count_in_top_k
 
 METRICS = ("fit", "reg", "orth", "top1", "top5")
 
 
-def _correct(labels, logits, k):
-    """How many ``labels`` are among the ``k`` largest ``logits`` (any float dtype)."""
-    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-    logits = tf.cast(logits, tf.float32)
-    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+def top_k_accuracies(predict, dataset, top_k=(1, 5)):
+    """``({k: accuracy}, images seen)`` of ``predict(images) -> logits`` over one pass of
+    ``dataset``: every image counted once, divided by the number of images seen."""
+    correct = {k: 0.0 for k in top_k}
+    seen = 0
+    for images, labels in dataset:
+        logits = predict(images)
+        for k in top_k:
+            correct[k] += float(count_in_top_k(labels, logits, k))
+        seen += int(labels.shape[0])
+    if seen == 0:
+        raise ValueError("evaluate: the test set is empty")
+    return {k: correct[k] / seen for k in top_k}, seen
 
 
 class Trainer:
@@ -54,8 +63,8 @@ class Trainer:
             loss = (fit + terms["reg"] + terms["orth"]) / ctx.num_replicas_in_sync
         grads = tape.gradient(loss, self.model.trainable_variables)
         self.optimizer.apply(grads, self.model.trainable_variables)
-        top1 = _correct(labels, logits, 1) / self.local_batch
-        top5 = _correct(labels, logits, min(5, logits.shape[-1])) / self.local_batch
+        top1 = count_in_top_k(labels, logits, 1) / self.local_batch
+        top5 = count_in_top_k(labels, logits, min(5, logits.shape[-1])) / self.local_batch
         return fit, terms["reg"], terms["orth"], top1, top5
 
     def _distributed_step(self, images, labels):
@@ -69,15 +78,5 @@ class Trainer:
         return self._train(images, labels)
 
     def evaluate(self, dataset, top_k=(1, 5)):
-        """Top-k accuracies over one pass of ``dataset``: every image counted once,
-        divided by the number of images seen."""
-        correct = {k: 0.0 for k in top_k}
-        seen = 0
-        for images, labels in dataset:
-            logits = self._predict(images)
-            for k in top_k:
-                correct[k] += float(_correct(labels, logits, k))
-            seen += int(labels.shape[0])
-        if seen == 0:
-            raise ValueError("evaluate: the test set is empty")
-        return {k: correct[k] / seen for k in top_k}
+        """``{k: top-k accuracy}`` over one pass of ``dataset`` (see :func:`top_k_accuracies`)."""
+        return top_k_accuracies(self._predict, dataset, top_k)[0]
