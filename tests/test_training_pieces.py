@@ -152,6 +152,13 @@ def _sum_losses(model):
     return float(sum(float(keras.ops.convert_to_numpy(l)) for l in model.losses))
 
 
+def np_model_weight_decay(plain_convs, batch_norms):
+    """NumPy weight decay over the plain-conv kernels and every BN gamma and beta."""
+    reg = sum(np_weight_decay(layer.kernel.numpy(), WD) for layer in plain_convs)
+    return reg + sum(np_weight_decay(layer.gamma.numpy(), WD)
+                     + np_weight_decay(layer.beta.numpy(), WD) for layer in batch_norms)
+
+
 def test_regularization_terms_tanh_cos():
     model = tiny("tanh_cos")
     randomize(model)
@@ -167,9 +174,7 @@ def test_regularization_terms_tanh_cos():
     # one BN per conv but the score layer
     assert len(bns) == 7 + 2
 
-    reg = sum(np_weight_decay(layer.kernel.numpy(), WD) for layer in plain)
-    reg += sum(np_weight_decay(layer.gamma.numpy(), WD) + np_weight_decay(layer.beta.numpy(), WD)
-               for layer in bns)
+    reg = np_model_weight_decay(plain, bns)
     orth = sum(np_orthogonality(layer.kernel.numpy(), ORTH) for layer in decoupled)
 
     terms = _terms(model)
@@ -192,9 +197,7 @@ def test_regularization_terms_baseline():
     bns = layers_of(model, TF1BatchNormalization)
     assert len(bns) == 9
 
-    reg = sum(np_weight_decay(layer.kernel.numpy(), WD) for layer in plain)
-    reg += sum(np_weight_decay(layer.gamma.numpy(), WD) + np_weight_decay(layer.beta.numpy(), WD)
-               for layer in bns)
+    reg = np_model_weight_decay(plain, bns)
     terms = _terms(model)
     assert terms["orth"] == 0.0
     np.testing.assert_allclose(terms["reg"], reg, rtol=1e-5)
