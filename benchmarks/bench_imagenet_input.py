@@ -1,8 +1,8 @@
 """Speed of the ImageNet input pipelines (``dcnet_keras.data.imagenet``).
 
 Writes synthetic ImageNet-like JPEGs (default 512 images of 500x375, ImageNet's most common
-size; smooth colour fields plus noise, so they compress to roughly ImageNet's ~110 KB per
-image) into a temporary folder as slim-format ``train-*`` / ``validation-*`` shards, then
+size; ``shard_writer.random_image``: smooth colour fields plus noise, so they compress to
+roughly ImageNet's ~110 KB per image) into a temporary folder as slim-format ``train-*`` / ``validation-*`` shards, then
 prints the images per second that the training pipeline (record shuffle, JPEG decode, mean,
 TF1 resize to 256x256, random 224 crop + flip, batch 40) and the eval pipeline (decode, mean,
 resize, central crop, batch 40, one ordered pass) deliver, and the time to the first training
@@ -19,29 +19,18 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcnet_keras.data import imagenet as ind  # noqa: E402
+from dcnet_keras.data.imagenet_forensics import find_bad_record  # noqa: E402
+from dcnet_keras.data.imagenet_records import shard_files  # noqa: E402
+from dcnet_keras.data.shard_writer import random_image, write_shards  # noqa: E402
+from dcnet_keras.data.throughput import pipeline_throughput  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from table import print_table  # noqa: E402
-
-
-def synthetic_images(count, height, width, seed=0):
-    """``count`` distinct uint8 [height, width, 3] pictures (a few templates, shifted + noise)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height + 64, 0:width + 64] / 40.0
-    templates = [np.stack([128 + 70 * np.sin(y * rng.uniform(0.3, 2) + x * rng.uniform(0.3, 2)
-                                             + rng.uniform(0, 6)) for _ in range(3)], -1)
-                 for _ in range(8)]
-    for k in range(count):
-        dy, dx = rng.integers(0, 64, 2)
-        image = templates[k % 8][dy:dy + height, dx:dx + width]
-        image = image + rng.normal(0, 10, image.shape)
-        yield np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
 def main():
@@ -59,12 +48,12 @@ def main():
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        images = list(synthetic_images(args.images, args.height, args.width))
+        images = [random_image(args.height, args.width, seed=k) for k in range(args.images)]
         labels = [1 + k % 1000 for k in range(args.images)]
-        ind.write_shards(folder, "train", images, labels, args.shards)
-        ind.write_shards(folder, "validation", images, labels, args.shards)
+        write_shards(folder, "train", images, labels, args.shards)
+        write_shards(folder, "validation", images, labels, args.shards)
         write_s = time.perf_counter() - start
-        jpeg_kb = sum(os.path.getsize(p) for p in ind.shard_files(folder, "train"))
+        jpeg_kb = sum(os.path.getsize(p) for p in shard_files(folder, "train"))
         jpeg_kb /= 1024 * args.images
 
         def train():
@@ -74,12 +63,12 @@ def main():
         start = time.perf_counter()
         next(iter(train()))
         first_batch_s = time.perf_counter() - start
-        train_ips = ind.pipeline_throughput(train(), args.batches, warmup=args.warmup)
+        train_ips = pipeline_throughput(train(), args.batches, warmup=args.warmup)
         eval_batches = -(-args.images // args.batch_size)
-        eval_ips = ind.pipeline_throughput(ind.eval_dataset(folder, args.batch_size),
-                                           eval_batches, warmup=0)
+        eval_ips = pipeline_throughput(ind.eval_dataset(folder, args.batch_size),
+                                       eval_batches, warmup=0)
         start = time.perf_counter()
-        problem = ind.find_bad_record(ind.shard_files(folder, "validation"))
+        problem = find_bad_record(shard_files(folder, "validation"))
         scan_ips = args.images / (time.perf_counter() - start)
         assert problem is None, problem
 

@@ -1,13 +1,14 @@
-"""Speed of the CIFAR network variants relative to ``baseline``, and of the patch norm.
+"""Speed of the 32x32 networks' variants relative to ``baseline``, and of the patch norm.
 
 Prints two tables: (1) per variant, the train-step time (forward + backward +
-Adam update, ``tf.function``) and the inference time at the given batch, each
+Adam update: the project's one ``TrainStep``) and the inference time at the given batch, each
 as a ratio to ``baseline`` (plain convolutions, same graph); (2) our patch norm
 (channel sum + box filter) against the original's ones-filter convolution,
 forward and forward+backward, on the network's largest layer shapes.
 
     python benchmarks/bench_models.py                 # full width, batch 128
     python benchmarks/bench_models.py --widths 32 64 128 --repeats 3
+    python benchmarks/bench_models.py --network cnn9   # CNN-9 (128, 192, 256)
     python benchmarks/bench_models.py --imagenet      # the ImageNet network's step, batch 40
 
 Numbers are medians of ``--repeats`` timed runs after ``--warmup`` untimed ones,
@@ -27,9 +28,9 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dcnet_keras import operators  # noqa: E402
-from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet  # noqa: E402
-from dcnet_keras.optimizers import cifar_optimizer, imagenet_optimizer  # noqa: E402
-from dcnet_keras.train_step import make_train_step  # noqa: E402
+from dcnet_keras.models import build_model, get_network  # noqa: E402
+from dcnet_keras.recipes import get_recipe  # noqa: E402
+from dcnet_keras.train_step import TrainStep  # noqa: E402
 
 VARIANTS = ("baseline", "tanh_cos", "ball_cos", "seg_cos", "linear_cos", "linear_sqcos_wo_bn")
 
@@ -45,10 +46,9 @@ def median_seconds(fn, warmup, repeats):
     return statistics.median(times)
 
 
-def time_variant(variant, args, images, labels):
-    model = build_cifar_resnet(variant, widths=tuple(args.widths),
-                               units_per_stage=args.units_per_stage)
-    step = make_train_step(model, cifar_optimizer(1e-3), jit_compile=args.jit)
+def time_step(model, recipe, images, labels, args):
+    """Median seconds of one training step (the project's TrainStep) and one inference."""
+    step = TrainStep(model, get_recipe(recipe).make_optimizer(), jit_compile=args.jit)
     infer = tf.function(lambda x: model(x, training=False), jit_compile=args.jit)
     train_s = median_seconds(lambda: step(images, labels)["loss"].numpy(), args.warmup,
                              args.repeats)
@@ -56,17 +56,21 @@ def time_variant(variant, args, images, labels):
     return train_s, infer_s
 
 
+def time_variant(variant, args, images, labels):
+    options = dict(widths=tuple(args.widths))
+    if args.network == "cifar_resnet32":
+        options["units_per_stage"] = args.units_per_stage
+    model = build_model(args.network, variant=variant, num_classes=100, **options)
+    return time_step(model, get_network(args.network).default_recipe, images, labels, args)
+
+
 def time_imagenet(args):
     """Train-step and inference time of the full ImageNet network at batch 40."""
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(0, 60, (40, 224, 224, 3)).astype(np.float32))
     labels = tf.constant(rng.integers(0, 1000, (40,)).astype(np.int32))
-    model = build_imagenet_resnet()
-    step = make_train_step(model, imagenet_optimizer(0.1), jit_compile=args.jit)
-    infer = tf.function(lambda x: model(x, training=False), jit_compile=args.jit)
-    train_s = median_seconds(lambda: step(images, labels)["loss"].numpy(), args.warmup,
-                             args.repeats)
-    infer_s = median_seconds(lambda: infer(images).numpy(), args.warmup, args.repeats)
+    train_s, infer_s = time_step(build_model("imagenet"), "dcnet_imagenet", images, labels,
+                                 args)
     print(f"# ImageNet network, full width, batch 40; median of {args.repeats}")
     print("| network | train step s | inference s | 700001 steps (days) |")
     print("|---|---:|---:|---:|")
@@ -103,8 +107,11 @@ def time_patch_norms(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--widths", type=int, nargs=3, default=[96, 192, 384])
-    parser.add_argument("--units_per_stage", type=int, default=5)
+    parser.add_argument("--network", default="cifar_resnet32", choices=("cifar_resnet32", "cnn9"),
+                        help="the 32x32 network to time (100 classes)")
+    parser.add_argument("--widths", type=int, nargs=3, default=None,
+                        help="stage widths (default: the network's)")
+    parser.add_argument("--units_per_stage", type=int, default=5, help="cifar_resnet32 only")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -114,13 +121,16 @@ def main():
     args = parser.parse_args()
     if args.imagenet:
         return time_imagenet(args)
+    if args.widths is None:
+        args.widths = list(get_network(args.network).options["widths"])
     if "baseline" not in args.variants:
         args.variants.insert(0, "baseline")
 
     rng = np.random.default_rng(0)
     images = tf.constant(rng.integers(0, 256, (args.batch, 32, 32, 3)).astype(np.float32))
     labels = tf.constant(rng.integers(0, 100, (args.batch,)).astype(np.int32))
-    print(f"# CIFAR network, widths {args.widths}, {args.units_per_stage} units/stage, "
+    units = f"{args.units_per_stage} units/stage, " if args.network == "cifar_resnet32" else ""
+    print(f"# {args.network}, widths {args.widths}, {units}"
           f"batch {args.batch}, jit={args.jit}; TensorFlow {tf.__version__}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"GPUs: {len(tf.config.list_physical_devices('GPU'))}; median of {args.repeats}")

@@ -1,9 +1,11 @@
 """Decoupled Networks (Liu et al., CVPR 2018) for Keras 3.
 
-Sub-modules: ``operators`` (the math), ``layers``, ``regularizers``, ``losses``,
-``optimizers``, ``schedules``, ``callbacks``, ``models``, ``variants``; TensorFlow
-only: ``tf1_checkpoint``, ``train_step``, ``data``, ``training`` (the two original
-scripts), ``evaluate`` and ``export`` (SavedModel for serving).
+Backend-agnostic (``keras.ops``): ``operators`` (the math), ``layers``, ``regularizers``,
+``losses``, ``optimizers``, ``schedules``, ``callbacks``, ``models`` (the networks and
+``build_model``), ``presets``, ``recipes``, ``variants``.  TensorFlow only: ``train_step``
+(the one training step), ``accuracy``, ``tf1_checkpoint``, ``data`` (datasets and their
+registry), ``training`` (the training command and the original scripts), ``evaluate`` and
+``export`` (SavedModel for serving).  ``python -m dcnet_keras.list`` shows the registries.
 """
 
 __version__ = "0.1.0"

@@ -50,3 +50,7 @@ def cifar_optimizer(learning_rate):
 def imagenet_optimizer(learning_rate):
     """The ImageNet script's ``MomentumOptimizer(lr, 0.9)``."""
     return TF1Momentum(learning_rate=learning_rate, momentum=0.9)
+
+
+#: the recipes' optimiser names (:mod:`dcnet_keras.recipes`) -> ``f(learning_rate)``.
+OPTIMIZERS = {"adam": cifar_optimizer, "tf1_momentum": imagenet_optimizer}

@@ -1,45 +1,99 @@
-"""One original training iteration, with TensorFlow (``tf.function`` + ``GradientTape``).
+"""The one training iteration of this project (TensorFlow: ``tf.function`` + ``GradientTape``).
 
-``loss = fit + reg + orth`` on a training-mode forward (batch statistics, moving
-averages updated in the same forward, as the original's ``tf.cond`` branch
-does), gradients of the total, one optimiser update.  Returns the terms and the
-batch accuracy computed before the update, as the original logs them.
+The training scripts, the TF1 fixture trajectory tests, the benchmarks and
+users' own loops all run :class:`TrainStep`::
+
+    step = TrainStep(model, optimizer)                 # one device: the default strategy
+    for images, labels in dataset:
+        values = step(images, labels)                  # {"fit", "reg", "orth", "loss", "top1", "top5"}
+
+One step is the original's iteration: a training-mode forward (batch
+statistics; the moving averages take their step in the same forward, as the
+original's ``tf.cond`` branch does), ``loss = fit + reg + orth`` through
+:func:`dcnet_keras.losses.loss_terms`, the gradient of the total, one optimiser
+update, then the weight projection when it is due (after updates 101, 201, ...;
+:func:`dcnet_keras.callbacks.projection_due`).  The values returned are those
+computed before the update, as the original logs them.
+
+Under a ``tf.distribute`` strategy (create the model and the optimiser under
+``strategy.scope()``) each replica takes its slice of the global batch, the
+batch statistics are all-reduced over the global batch, and each replica
+applies the gradient of ``loss / replicas``; the optimiser sums the replicas'
+gradients, so N replicas make the update one device would make.
 """
 
 import tensorflow as tf
 
+from dcnet_keras.accuracy import count_in_top_k
+from dcnet_keras.callbacks import project_weights, projection_due
 from dcnet_keras.losses import loss_terms
 
+#: what a step returns.
+VALUES = ("fit", "reg", "orth", "loss", "top1", "top5")
 
-def gradients(model, images, labels):
-    """``(terms, logits, grads)`` of one training-mode forward; nothing is updated
-    but the moving averages (as in the original, the forward itself updates them)."""
+
+def gradients(model, images, labels, scale=1.0):
+    """``(terms, logits, grads)`` of one training-mode forward: ``terms`` from
+    :func:`~dcnet_keras.losses.loss_terms`, ``grads`` of ``scale * terms["loss"]``
+    for ``model.trainable_variables``.  Nothing is updated but the moving averages
+    (as in the original, the forward itself updates them)."""
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
         terms = loss_terms(model, labels, logits)
-    grads = tape.gradient(terms["loss"], model.trainable_variables)
-    return terms, logits, grads
+        objective = terms["loss"] * scale if scale != 1.0 else terms["loss"]
+    return terms, logits, tape.gradient(objective, model.trainable_variables)
 
 
-def count_in_top_k(labels, logits, k):
-    """How many ``labels`` are among the ``k`` largest ``logits`` (any float dtype), float32."""
-    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-    logits = tf.cast(logits, tf.float32)
-    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+class TrainStep:
+    """``step(images, labels) -> {fit, reg, orth, loss, top1, top5}`` (scalar tensors).
 
+    Args:
+      model, optimizer: created under ``strategy.scope()`` when a strategy is given.
+      strategy: a ``tf.distribute`` strategy; default the current one (one device).
+      project: apply the original's weight projection after updates 101, 201, ...
+      jit_compile: compile the step with XLA.
+    """
 
-def top_k_accuracy(labels, logits, k=1):
-    """Fraction of ``labels`` among the ``k`` largest ``logits``."""
-    return count_in_top_k(labels, logits, k) / tf.cast(tf.shape(logits)[0], tf.float32)
+    def __init__(self, model, optimizer, strategy=None, project=True, jit_compile=False):
+        self.model = model
+        self.optimizer = optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.project = bool(project)
+        self._step = tf.function(self._distributed_step, jit_compile=jit_compile)
 
+    @property
+    def replicas(self):
+        return self.strategy.num_replicas_in_sync
 
-def make_train_step(model, optimizer, jit_compile=False):
-    """A compiled ``step(images, labels) -> {"fit", "reg", "orth", "loss", "acc"}``."""
+    def check_batch(self, global_batch):
+        """Raise a ValueError naming ``--batch_size`` unless it splits over the replicas."""
+        if global_batch % self.replicas:
+            raise ValueError(f"--batch_size: {global_batch} does not split over "
+                             f"{self.replicas} replicas; use a multiple of the replica count")
 
-    def step(images, labels):
-        terms, logits, grads = gradients(model, images, labels)
-        optimizer.apply(grads, model.trainable_variables)
-        terms["acc"] = top_k_accuracy(labels, logits)
+    def _replica_step(self, images, labels):
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync
+        if replicas > 1:  # every replica receives the global batch and takes its slice
+            batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+            local = batch // replicas
+            start = ctx.replica_id_in_sync_group * local
+            images, labels = images[start:start + local], labels[start:start + local]
+        terms, logits, grads = gradients(self.model, images, labels, 1.0 / replicas)
+        self.optimizer.apply(grads, self.model.trainable_variables)
+        count = tf.cast(tf.shape(logits)[0], tf.float32)
+        terms["top1"] = count_in_top_k(labels, logits, 1) / count
+        terms["top5"] = count_in_top_k(labels, logits, min(5, int(logits.shape[-1]))) / count
         return terms
 
-    return tf.function(step, jit_compile=jit_compile)
+    def _distributed_step(self, images, labels):
+        per_replica = self.strategy.run(self._replica_step, args=(images, labels))
+        mean = tf.distribute.ReduceOp.MEAN
+        return {name: self.strategy.reduce(mean, per_replica[name], axis=None)
+                for name in VALUES}
+
+    def __call__(self, images, labels):
+        values = self._step(images, labels)
+        if self.project and projection_due(self.optimizer.iterations):
+            project_weights(self.model)
+        return values

@@ -31,14 +31,15 @@ def npz(model, kind, name):
 
 
 def build(model, kind, **kwargs):
-    """Our model at the fixture's widths."""
-    from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet
+    """Our model at the fixture's widths, through the network registry (the fixture's
+    model name is a preset)."""
+    from dcnet_keras.models import build_model
 
     info = manifest(model, kind)
     widths = tuple(int(w) for w in info["widths"].split(","))
-    if model == "imagenet":
-        return build_imagenet_resnet(info["n_class"], widths, **kwargs)
-    return build_cifar_resnet(model, info["n_class"], widths, info["units"], **kwargs)
+    if model != "imagenet":
+        kwargs["units_per_stage"] = info["units"]
+    return build_model(model, num_classes=info["n_class"], widths=widths, **kwargs)
 
 
 def relative_error(actual, expected):

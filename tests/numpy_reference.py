@@ -1,4 +1,6 @@
-"""Brute-force float64 NumPy reference of the decoupled convolution.
+"""Brute-force float64 NumPy references: the decoupled convolution, and TF1's bilinear resize.
+
+The resize (:func:`tf1_bilinear_resize`, last section) is the ImageNet tests' reference.
 
 Written from the formulas of SPEC.md section 1 and the paper (Liu et al.,
 CVPR 2018), independently of ``dcnet_keras``: nothing here imports or mirrors
@@ -255,3 +257,41 @@ def decoupled_conv2d(x, kernel, *, strides=1, padding="same", magnitude="tanh",
                                  * angular_value(angular, c, sigmoid_k))
                     out[b, i, j, o] = value * weight_factor[o]
     return Reference(output=out, patch_norm=norms, mean=mean, rho=rho, cosine=cosine)
+
+
+# --------------------------------------------------------------------------- TF1 bilinear resize
+
+
+def tf1_bilinear_resize(image, out_h, out_w):
+    """TF1 ``tf.image.resize_images(image, [out_h, out_w])`` of ``image`` ``[H, W, C]``, float64.
+
+    Written from the definition (``align_corners=False``, no half-pixel centres): output
+    pixel ``(i, j)`` samples the source at ``y = i * H / out_h``, ``x = j * W / out_w``
+    between the rows ``y0 = floor(y)``, ``y1 = min(ceil(y), H - 1)`` and the columns
+    ``x0 = floor(x)``, ``x1 = min(ceil(x), W - 1)``:
+
+        top    = I[y0, x0] + (I[y0, x1] - I[y0, x0]) * (x - x0)
+        bottom = I[y1, x0] + (I[y1, x1] - I[y1, x0]) * (x - x0)
+        out    = top + (bottom - top) * (y - y0)
+
+    One explicit loop over output rows, vectorised over columns and channels.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    in_h, in_w = image.shape[:2]
+
+    def taps(out_size, in_size):
+        source = np.arange(out_size) * (in_size / out_size)
+        low = np.floor(source).astype(int)
+        high = np.minimum(np.ceil(source).astype(int), in_size - 1)
+        return low, high, source - low
+
+    y0, y1, wy = taps(out_h, in_h)
+    x0, x1, wx = taps(out_w, in_w)
+    wx = wx[:, None]
+    out = np.empty((out_h, out_w) + image.shape[2:], dtype=np.float64)
+    for i in range(out_h):
+        upper, lower = image[y0[i]], image[y1[i]]  # rows [W, C]
+        top = upper[x0] + (upper[x1] - upper[x0]) * wx
+        bottom = lower[x0] + (lower[x1] - lower[x0]) * wx
+        out[i] = top + (bottom - top) * wy[i]
+    return out

@@ -29,6 +29,8 @@ import time
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.e2e  # subprocess runs: the e2e tier
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, "tests", "cifar_training_worker.py")
 VARIANTS = ("tanh_cos", "ball_cos", "seg_cos", "linear_cos", "linear_sqcos_wo_bn")
@@ -162,10 +164,10 @@ def test_entry_point_trains_logs_and_exports(variant, tmp_path):
 
     # The exported .keras model reproduces the logged final test accuracy (inference mode,
     # moving averages, the whole synthetic test set).
-    from dcnet_keras.data.cifar100 import synthetic_cifar100
+    from dcnet_keras.data.synthetic import synthetic_cifar
 
     model, _ = load_keras_weights(model_dir / f"{variant}.keras")
-    _, _, test_images, test_labels = synthetic_cifar100()
+    _, _, test_images, test_labels = synthetic_cifar()
     logits = model.predict(test_images.astype(np.float32), batch_size=100, verbose=0)
     accuracy = float(np.mean(np.argmax(logits, axis=1) == test_labels))
     assert abs(accuracy - tests[-1][1]) <= 0.002, (accuracy, tests[-1])

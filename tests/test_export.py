@@ -1,7 +1,8 @@
-"""``dcnet_keras.export``: SavedModels for TF Serving, reloaded in new processes.
+"""``dcnet_keras.export``: SavedModels for TF Serving of all three networks, reloaded in new
+processes; the atomic folder write; which model the CLI flags name.
 
-Small widths throughout. Reloads and ``saved_model_cli`` run in child processes, so what is
-tested is the SavedModel on disk, not the objects of this process.
+Small widths throughout. Reloads and ``saved_model_cli`` run in child processes (the ``e2e``
+tier), so what is tested is the SavedModel on disk, not the objects of this process.
 """
 
 import json
@@ -21,13 +22,19 @@ if keras.backend.backend() != "tensorflow":
 
 from dcnet_keras import export  # noqa: E402
 from dcnet_keras.data.imagenet_preprocessing import eval_preprocess  # noqa: E402
-from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet  # noqa: E402
+from dcnet_keras.models import build_model, get_network, resolve  # noqa: E402
+from dcnet_keras.recipes import get_recipe  # noqa: E402
 from fixtures import MODELS, folder, manifest, npz, relative_error, requires_fixtures  # noqa: E402
 
 CIFAR_ARCH = dict(variant="tanh_cos", widths=(4, 8, 16), units_per_stage=1)
 CIFAR_CLASSES = 100
 IMAGENET_WIDTHS = (4, 4, 8, 8)
 IMAGENET_CLASSES = 10
+# (preset, CLI flags, build_model options): tiny models of the other two networks, exported
+# from training checkpoints through the CLI with a preset
+IMAGENET_PRESET = ("imagenet", ["--widths", "4", "4", "8", "8", "--num_classes", "10"],
+                   dict(widths=IMAGENET_WIDTHS, num_classes=IMAGENET_CLASSES))
+CNN9_PRESET = ("cnn9_ball_cos", ["--widths", "4", "8", "8"], dict(widths=(4, 8, 8)))
 OUTPUTS = ("logits", "probabilities", "classes", "top5_classes")
 CHILD_ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
@@ -68,12 +75,38 @@ def saved_model_cli(*args):
 
 
 def cifar_model(zero_debias=True):
-    model = build_cifar_resnet(CIFAR_ARCH["variant"], CIFAR_CLASSES, CIFAR_ARCH["widths"],
-                               CIFAR_ARCH["units_per_stage"], zero_debias=zero_debias)
+    model = build_model("cifar_resnet32", num_classes=CIFAR_CLASSES, zero_debias=zero_debias,
+                        **CIFAR_ARCH)
     rng = np.random.default_rng(0)
     # training-mode forwards give the moving averages real values (debiased: the batch's)
     model(rng.uniform(0, 255, (16, 32, 32, 3)).astype(np.float32), training=True)
     return model
+
+
+def trained_preset_model(preset, seed=0, **options):
+    """``build_model(preset, **options)`` after a training-mode forward (non-zero moving
+    averages; debiased, so they are the batch's statistics)."""
+    model = build_model(preset, zero_debias=True, **options)
+    shape = tuple(model.inputs[0].shape[1:])
+    model(np.random.default_rng(seed).normal(0, 60, (2,) + shape).astype(np.float32),
+          training=True)
+    return model
+
+
+def save_training_checkpoint(model, network, model_dir, iteration=6, iterator=True):
+    """``model`` saved as a training run saves it: ``tf.train.Checkpoint(model, optimizer,
+    [iterator], next_iteration)`` through a ``CheckpointManager`` in
+    ``<model_dir>/checkpoints/`` (numbered ``iteration``)."""
+    optimizer = get_recipe(get_network(network).default_recipe).make_optimizer()
+    optimizer.build(model.trainable_variables)
+    state = dict(model=model, optimizer=optimizer,
+                 next_iteration=tf.Variable(iteration + 1, dtype=tf.int64))
+    if iterator:
+        state["iterator"] = iter(tf.data.Dataset.range(10).repeat())
+        next(state["iterator"])
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**state),
+                                         str(model_dir / "checkpoints"), 3)
+    return manager.save(checkpoint_number=iteration)
 
 
 def keras_logits(model, images):
@@ -106,10 +139,21 @@ def exported(tmp_path_factory):
     cifar_dir = export.export_saved_model(cifar, root / "cifar", class_names=names)
     cifar.save(root / "cifar.keras")
 
-    imagenet = build_imagenet_resnet(IMAGENET_CLASSES, IMAGENET_WIDTHS, zero_debias=True)
-    imagenet(rng.normal(0, 60, (2, 224, 224, 3)).astype(np.float32), training=True)
-    imagenet_dir = export.export_saved_model(imagenet, root / "imagenet", version=3,
-                                             kind="imagenet")
+    # the other two networks: training checkpoints, exported by the CLI with a preset
+    preset, flags, options = IMAGENET_PRESET
+    imagenet = trained_preset_model(preset, **options)
+    save_training_checkpoint(imagenet, "imagenet_resnet18", root / "imagenet_run",
+                             iterator=False)
+    imagenet_dir = export.main([str(root / "imagenet_run"), "--out", str(root / "imagenet"),
+                                "--version", "3", "--preset", preset] + flags)
+    preset, flags, options = CNN9_PRESET
+    cnn9 = trained_preset_model(preset, seed=2, **options)
+    save_training_checkpoint(cnn9, "cnn9", root / "cnn9_run")
+    shutil.copytree(root / "cnn9_run", root / "cnn9_run_with_spec")  # as a run writes it:
+    export.write_model_spec(root / "cnn9_run_with_spec",
+                            resolve(preset, zero_debias=True, **options), "cifar10")
+    cnn9_dir = export.main([str(root / "cnn9_run"), "--out", str(root / "cnn9"),
+                            "--preset", preset] + flags)
 
     cases = {}  # name -> (saved model dir, signature, input name, input, expected logits)
     for n in (1, 7):
@@ -119,6 +163,10 @@ def exported(tmp_path_factory):
         png = np.array([tf.io.encode_png(image).numpy() for image in images], dtype=object)
         cases[f"cifar_png_{n}"] = (cifar_dir, "serving_bytes", "image_bytes", png,
                                    keras_logits(cifar, images))
+        cases[f"cnn9_uint8_{n}"] = (cnn9_dir, "serving_default", "images", images,
+                                    keras_logits(cnn9, images))
+        cases[f"cnn9_png_{n}"] = (cnn9_dir, "serving_bytes", "image_bytes", png,
+                                  keras_logits(cnn9, images))
         raw = rng.integers(0, 256, (n, 61 + n, 83, 3), dtype=np.uint8)  # any size
         cases[f"imagenet_uint8_{n}"] = (imagenet_dir, "serving_default", "images", raw,
                                         keras_logits(imagenet, eval_preprocess(raw)))
@@ -131,19 +179,21 @@ def exported(tmp_path_factory):
                                        np.array(jpegs, dtype=object),
                                        keras_logits(imagenet, eval_preprocess(decoded)))
     return dict(root=root, cifar=cifar, cifar_dir=cifar_dir, imagenet_dir=imagenet_dir,
-                cases=cases, names=names)
+                cnn9=cnn9, cnn9_dir=cnn9_dir, cases=cases, names=names)
 
 
 def test_export_writes_version_folder(exported):
     assert exported["cifar_dir"] == str(exported["root"] / "cifar" / "1")
     assert exported["imagenet_dir"] == str(exported["root"] / "imagenet" / "3")
-    for path in (exported["cifar_dir"], exported["imagenet_dir"]):
+    assert exported["cnn9_dir"] == str(exported["root"] / "cnn9" / "1")
+    for path in (exported["cifar_dir"], exported["imagenet_dir"], exported["cnn9_dir"]):
         assert os.path.isfile(os.path.join(path, "saved_model.pb"))
         assert os.path.isdir(os.path.join(path, "variables"))
         # nothing half-written is left beside the version folder
         assert os.listdir(os.path.dirname(path)) == [os.path.basename(path)]
 
 
+@pytest.mark.e2e
 def test_reloaded_in_new_process_gives_keras_logits(exported, tmp_path):
     jobs, expected = [], []
     for name, (path, signature, input_name, value, logits) in exported["cases"].items():
@@ -153,7 +203,7 @@ def test_reloaded_in_new_process_gives_keras_logits(exported, tmp_path):
         expected.append((name, logits))
     for (name, logits), out in zip(expected, serve_in_child(jobs, tmp_path)):
         check_outputs(out, logits)
-        if name.startswith("cifar"):  # exported with class names
+        if name.startswith("cifar_"):  # exported with class names
             names = np.array(exported["names"])
             np.testing.assert_array_equal(out["class_name"].astype(str),
                                           names[out["classes"]])
@@ -161,6 +211,7 @@ def test_reloaded_in_new_process_gives_keras_logits(exported, tmp_path):
                                           names[out["top5_classes"]])
 
 
+@pytest.mark.e2e
 def test_saved_model_cli_show_lists_signatures(exported):
     result = saved_model_cli("show", "--all", "--dir", exported["imagenet_dir"])
     assert result.returncode == 0, result.stderr
@@ -187,6 +238,7 @@ def test_saved_model_cli_show_lists_signatures(exported):
     assert "serving_preprocessed" not in cifar.stdout
 
 
+@pytest.mark.e2e
 def test_saved_model_cli_run_gives_keras_classes(exported, tmp_path):
     path, _, _, images, logits = exported["cases"]["cifar_uint8_7"]
     np.save(tmp_path / "images.npy", images)
@@ -261,7 +313,8 @@ def test_bad_inputs_raise_clear_errors_and_the_process_survives(exported):
 
 
 def test_refuses_untrained_model(tmp_path):
-    model = build_cifar_resnet("tanh_cos", 10, (4, 8, 16), 1)  # moving averages all 0
+    model = build_model("cifar_resnet32", num_classes=10, widths=(4, 8, 16),
+                        units_per_stage=1)  # moving averages all 0
     with pytest.raises(export.ExportError, match="looks untrained: all .* moving averages"):
         export.export_saved_model(model, tmp_path / "m")
     assert not (tmp_path / "m" / "1").exists()
@@ -326,16 +379,8 @@ def test_cli_keras_file(exported, tmp_path):
 
 def test_cli_training_checkpoint(tmp_path):
     """A checkpoint as a training run writes it: model, optimizer, iterator, next_iteration."""
-    from dcnet_keras.optimizers import cifar_optimizer
-
     model = cifar_model(zero_debias=False)
-    optimizer = cifar_optimizer(1e-3)
-    optimizer.build(model.trainable_variables)
-    iterator = iter(tf.data.Dataset.range(10).repeat())
-    next(iterator)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, iterator=iterator,
-                                     next_iteration=tf.Variable(7, dtype=tf.int64))
-    tf.train.CheckpointManager(checkpoint, str(tmp_path / "run" / "checkpoints"), 3).save(6)
+    save_training_checkpoint(model, "cifar_resnet32", tmp_path / "run")
     arch = ["--variant", "tanh_cos", "--widths", "4", "8", "16", "--units_per_stage", "1"]
     path = export.main([str(tmp_path / "run"), "--out", str(tmp_path / "serving")] + arch)
     images = np.random.default_rng(5).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
@@ -385,6 +430,7 @@ def test_cli_errors_for_original_checkpoints(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.e2e
 def test_cli_process_exit_code_and_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "dcnet_keras.export",
                              str(tmp_path / "missing.keras"), "--out", str(tmp_path / "o")],
@@ -399,6 +445,7 @@ def test_cli_process_exit_code_and_no_traceback(tmp_path):
 # --------------------------------------------------------------------------- TF1 fixtures
 
 
+@pytest.mark.e2e
 @requires_fixtures
 def test_every_long_fixture_exports_and_serves_its_logits(tmp_path):
     jobs, expected = [], []
@@ -423,3 +470,145 @@ def test_every_long_fixture_exports_and_serves_its_logits(tmp_path):
         error = relative_error(out["logits"], logits)
         assert error <= 1e-4, (job["dir"], error)
         np.testing.assert_array_equal(out["classes"], np.argmax(logits, -1))
+
+
+# --------------------------------------------------------------------------- presets, networks
+
+
+def test_cli_cnn9_checkpoint_refusals(exported, tmp_path):
+    run = str(exported["root"] / "cnn9_run")
+    out = ["--out", str(tmp_path / "x")]
+    message = cli_error([run] + out + ["--preset", "cnn9_ball_cos", "--widths", "4", "8", "16"])
+    assert ("does not fit a 'ball_cos' model with widths (4, 8, 16) (network cnn9, 10 classes, "
+            "fc_width=256, relu=True)") in message
+    assert "relu=False" in cli_error([run] + out + ["--preset", "cnn9_ball_cos", "--widths",
+                                                    "4", "8", "8", "--no_relu"])
+    assert "no batch norm" in cli_error([run] + out + ["--preset", "cnn9_ball_cos", "--widths",
+                                                       "4", "8", "8", "--no_bn"])
+    assert "units_per_stage: network 'cnn9' has no such option" in cli_error(
+        [run] + out + ["--preset", "cnn9_ball_cos", "--units_per_stage", "2"])
+    assert "is a 'cnn9' model, received 'cifar_resnet32'" in cli_error(
+        [run] + out + ["--preset", "cnn9_ball_cos", "--network", "cifar_resnet32"])
+    assert "unknown network or preset 'resnet50'" in cli_error([run] + out + ["--network",
+                                                                             "resnet50"])
+    assert "is a SavedModel (already exported)" in cli_error([exported["cnn9_dir"]] + out)
+    assert not (tmp_path / "x").exists()
+
+
+def test_stored_model_spec_names_the_model_and_refuses_other_flags(exported, tmp_path):
+    """ball_cos and tanh_cos have the same weights: only model_spec.json tells them apart."""
+    run = exported["root"] / "cnn9_run_with_spec"
+    images = np.random.default_rng(8).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    for path in (run, run / "checkpoints", run / "checkpoints" / "ckpt-6"):
+        model, kind = export.load_training_checkpoint(str(path))  # no spec: the stored one
+        assert kind == "cifar" and model.name == "cnn9_ball_cos"
+        np.testing.assert_array_equal(keras_logits(model, images),
+                                      keras_logits(exported["cnn9"], images))
+    out = ["--out", str(tmp_path / "x")]
+    message = cli_error([str(run)] + out + ["--preset", "cnn9_tanh_cos", "--widths", "4", "8",
+                                            "8"])
+    assert "with magnitude 'tanh'" in message and "'ball'" in message
+    assert "model_spec.json" in message
+    message = cli_error([str(run)] + out + ["--variant", "cnn9_ball_cos", "--num_classes", "7"])
+    assert "num_classes 7" in message and "has 10" in message
+    # without the file, a tanh_cos model restores the ball_cos weights: the checkpoint
+    # cannot tell (which is why runs write model_spec.json)
+    model, _ = export.load_training_checkpoint(str(exported["root"] / "cnn9_run"),
+                                               resolve("cnn9_tanh_cos", widths=(4, 8, 8)))
+    assert model.name == "cnn9_tanh_cos"
+    with pytest.raises(export.ExportError, match="has no model_spec.json: name its model"):
+        export.load_training_checkpoint(str(exported["root"] / "cnn9_run"))
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model_spec.json").write_text("{not json")
+    shutil.copytree(run / "checkpoints", tmp_path / "bad" / "checkpoints")
+    with pytest.raises(export.ExportError, match="cannot read .*model_spec.json"):
+        export.load_training_checkpoint(str(tmp_path / "bad"))
+
+
+def test_model_spec_file_round_trip(tmp_path):
+    import json
+
+    spec = resolve("cnn9_sphere_cos", widths=(4, 8, 8), relu=False, num_classes=7)
+    path = export.write_model_spec(tmp_path / "run", spec, "cifar10")
+    assert os.listdir(tmp_path / "run") == ["model_spec.json"]
+    stored = json.loads(open(path, encoding="utf-8").read())
+    assert stored["format"] == 1 and stored["dataset"] == "cifar10"
+    assert stored["model"]["network"] == "cnn9" and stored["model"]["variant"] == "sphere_cos"
+    assert stored["model"]["options"] == {"widths": [4, 8, 8], "fc_width": 256, "relu": False}
+    assert stored["model"]["num_classes"] == 7
+    assert export.read_model_spec(tmp_path / "run") == (spec, "cifar10")
+    assert export.read_model_spec(tmp_path) == (None, None)
+
+
+def parsed_spec(*flags):
+    from dcnet_keras.model_flags import model_spec
+
+    return model_spec(export.build_parser().parse_args(["m", "--out", "o", *flags]),
+                      default="tanh_cos")
+
+
+@pytest.mark.parametrize("flags,network,variant,classes,options", [
+    # the documented shorthand: --variant alone
+    ([], "cifar_resnet32", "tanh_cos", 100, dict(widths=(96, 192, 384), units_per_stage=5)),
+    (["--variant", "ball_cos", "--widths", "4", "8", "16"], "cifar_resnet32", "ball_cos", 100,
+     dict(widths=(4, 8, 16), units_per_stage=5)),
+    (["--variant", "log_sqcos", "--units_per_stage", "2"], "cifar_resnet32", "log_sqcos", 100,
+     dict(widths=(96, 192, 384), units_per_stage=2)),
+    (["--variant", "imagenet", "--widths", "128", "256", "512", "1024"], "imagenet_resnet18",
+     "tanh_cos", 1000, dict(widths=(128, 256, 512, 1024))),
+    (["--variant", "cnn9_sphere_cos"], "cnn9", "sphere_cos", 10,
+     dict(widths=(128, 192, 256), fc_width=256, relu=True)),
+    # the registry's flags
+    (["--preset", "cnn9_tanh_cos", "--variant", "ball_cos", "--no_relu", "--num_classes", "7"],
+     "cnn9", "ball_cos", 7, dict(widths=(128, 192, 256), fc_width=256, relu=False)),
+    (["--network", "cnn9", "--widths", "4", "8", "8"], "cnn9", "tanh_cos", 10,
+     dict(widths=(4, 8, 8), fc_width=256, relu=True)),
+    (["--network", "imagenet_resnet18", "--variant", "baseline"], "imagenet_resnet18",
+     "baseline", 1000, dict(widths=(128, 256, 512, 1024))),
+])
+def test_flags_name_the_documented_models(flags, network, variant, classes, options):
+    spec = parsed_spec(*flags)
+    assert (spec.network, spec.variant, spec.num_classes) == (network, variant, classes)
+    assert dict(spec.options) == options
+
+
+def test_no_bn_flag_and_variant_batch_norm():
+    assert parsed_spec("--variant", "linear_sqcos_wo_bn").batch_norm is False
+    assert parsed_spec("--variant", "tanh_cos").batch_norm is True
+    assert parsed_spec("--network", "cnn9", "--no_bn").batch_norm is False
+
+
+# --------------------------------------------------------------------------- atomic_folder
+
+
+def test_atomic_folder_renames_into_place_and_replaces_only_with_overwrite(tmp_path):
+    target = tmp_path / "a" / "1"
+    with export.atomic_folder(target) as staging:
+        assert os.path.isdir(staging) and not os.listdir(staging)
+        assert os.path.dirname(staging) == str(tmp_path / "a") and not target.exists()
+        open(os.path.join(staging, "f.txt"), "w").write("one")
+    assert (target / "f.txt").read_text() == "one"
+    assert os.listdir(tmp_path / "a") == ["1"]
+
+    with pytest.raises(FileExistsError, match="already exists"):
+        with export.atomic_folder(target):
+            raise AssertionError("the block must not run")
+    with export.atomic_folder(target, overwrite=True) as staging:
+        assert (target / "f.txt").read_text() == "one"  # the old folder, until the block ends
+        open(os.path.join(staging, "g.txt"), "w").write("two")
+    assert sorted(os.listdir(target)) == ["g.txt"]
+    assert os.listdir(tmp_path / "a") == ["1"]
+
+
+def test_atomic_folder_leaves_target_as_it_was_when_the_block_fails(tmp_path):
+    with pytest.raises(RuntimeError, match="half-way"):
+        with export.atomic_folder(tmp_path / "new") as staging:
+            open(os.path.join(staging, "part.txt"), "w").write("x")
+            raise RuntimeError("half-way")
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "keep.txt").write_text("kept")
+    with pytest.raises(RuntimeError):
+        with export.atomic_folder(tmp_path / "old", overwrite=True):
+            raise RuntimeError("half-way")
+    assert os.listdir(tmp_path) == ["old"] and os.listdir(tmp_path / "old") == ["keep.txt"]

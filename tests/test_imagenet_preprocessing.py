@@ -1,8 +1,10 @@
-"""ImageNet evaluation preprocessing against an independent NumPy version of the original's.
+"""ImageNet preprocessing against an independent NumPy version of the original's.
 
-The reference below re-derives TF1 ``tf.image.resize_images`` (bilinear, ``align_corners=False``,
-no half-pixel centres) from its definition: output pixel ``i`` of ``out`` samples the source at
-``i * in / out``, between ``floor`` and ``ceil`` (clamped to the last pixel) with linear weights.
+The reference (``numpy_reference.tf1_bilinear_resize``) re-derives TF1
+``tf.image.resize_images`` (bilinear, ``align_corners=False``, no half-pixel centres) from its
+definition: output pixel ``i`` of ``out`` samples the source at ``i * in / out``, between
+``floor`` and ``ceil`` (clamped to the last pixel) with linear weights. (``train_preprocess``, the same resize then a random window and
+flip, is checked against the same reference in ``test_imagenet_data``.)
 """
 
 import numpy as np
@@ -10,43 +12,27 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
+from numpy_reference import tf1_bilinear_resize  # noqa: E402
+
 from dcnet_keras.data import imagenet_preprocessing as pre  # noqa: E402
+from dcnet_keras.data.shard_writer import encode_jpeg, random_image  # noqa: E402
 
 MEAN = np.array([121.6, 116.6, 102.7])
 
 
-def numpy_tf1_bilinear(image, out_h, out_w):
-    """TF1 bilinear resize of ``image`` [H, W, C] in float64, written from the definition."""
-    in_h, in_w = image.shape[:2]
-
-    def taps(out_size, in_size):
-        source = np.arange(out_size) * (in_size / out_size)
-        low = np.floor(source).astype(int)
-        high = np.minimum(np.ceil(source).astype(int), in_size - 1)
-        return low, high, source - low
-
-    y0, y1, wy = taps(out_h, in_h)
-    x0, x1, wx = taps(out_w, in_w)
-    out = np.empty((out_h, out_w, image.shape[2]))
-    for i in range(out_h):
-        for j in range(out_w):
-            top = image[y0[i], x0[j]] + (image[y0[i], x1[j]] - image[y0[i], x0[j]]) * wx[j]
-            bottom = image[y1[i], x0[j]] + (image[y1[i], x1[j]] - image[y1[i], x0[j]]) * wx[j]
-            out[i, j] = top + (bottom - top) * wy[i]
-    return out
+def numpy_resize_256(image_uint8):
+    """Mean subtraction, then the TF1 resize to 256x256, in float64."""
+    return tf1_bilinear_resize(image_uint8.astype(np.float64) - MEAN, 256, 256)
 
 
 def numpy_eval_preprocess(image_uint8):
     """Mean subtraction, then resize to 256x256, then rows/columns 16..239."""
-    resized = numpy_tf1_bilinear(image_uint8.astype(np.float64) - MEAN, 256, 256)
-    return resized[16:240, 16:240]
+    return numpy_resize_256(image_uint8)[16:240, 16:240]
 
 
-def jpeg_image(height, width, seed):
-    """A random image through a real JPEG: (encoded bytes, decoded uint8 pixels)."""
-    rng = np.random.default_rng(seed)
-    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-    encoded = tf.io.encode_jpeg(pixels, quality=90)
+def jpeg_image(height, width, seed, noise=12.0):
+    """A random picture through a real JPEG: (encoded bytes, decoded uint8 pixels)."""
+    encoded = encode_jpeg(random_image(height, width, seed, noise=noise), quality=90)
     decoded = tf.io.decode_jpeg(encoded, channels=3).numpy()
     assert decoded.shape == (height, width, 3)
     return encoded, decoded
@@ -64,7 +50,7 @@ def test_eval_preprocess_matches_numpy_reference(height, width):
 
 def test_reference_differs_from_half_pixel_centres():
     """The check has teeth: TF2's default resize (half-pixel centres) is far from TF1's."""
-    _, image = jpeg_image(300, 217, seed=1)
+    _, image = jpeg_image(300, 217, seed=1, noise=60.0)  # a noisy picture: neighbours differ
     half_pixel = tf.image.resize(tf.cast(image, tf.float32) - MEAN.astype(np.float32),
                                  (256, 256), method="bilinear")[16:240, 16:240].numpy()
     assert np.abs(half_pixel - numpy_eval_preprocess(image)).max() > 10.0
@@ -96,3 +82,4 @@ def test_constants_are_the_originals():
 def test_wrong_rank_is_a_value_error():
     with pytest.raises(ValueError, match="eval_preprocess"):
         pre.eval_preprocess(np.zeros((224, 224), np.uint8))
+

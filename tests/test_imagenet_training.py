@@ -10,7 +10,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from dcnet_keras.data.imagenet import write_shards  # noqa: E402
+from dcnet_keras.data.shard_writer import write_shards  # noqa: E402
+
+pytestmark = pytest.mark.e2e  # subprocess runs: the e2e tier
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "dcnet_imagenet", "train_DCNet.py")

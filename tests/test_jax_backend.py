@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # subprocess runs: the e2e tier
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_FILES = ["tests/test_decoupled_conv_reference.py", "tests/test_decoupled_conv_identities.py",
               "tests/test_tf1_fixtures.py"]

@@ -9,12 +9,21 @@ import pytest
 import keras
 
 from dcnet_keras.layers import DecoupledConv2D
-from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet
+from dcnet_keras.models import build_model
 from dcnet_keras.variants import ORIGINAL_VARIANTS
 
 TINY = dict(num_classes=10, widths=(4, 8, 16), units_per_stage=1)
 ALL_VARIANTS = ORIGINAL_VARIANTS + ("baseline", "log_sqcos", "mix_sigmoid", "sphere_linear",
                                     "tanh_cos_wo_bn")
+
+
+def cifar(variant="tanh_cos", **kwargs):
+    """The CIFAR ResNet-32 with ``variant``, through the network registry."""
+    return build_model("cifar_resnet32", variant=variant, **kwargs)
+
+
+def imagenet(**kwargs):
+    return build_model("imagenet", **kwargs)
 
 
 def trainable_count(model):
@@ -26,11 +35,11 @@ def trainable_count(model):
     ("tanh_cos", 16_743_552), ("ball_cos", 16_743_552), ("seg_cos", 16_743_552),
     ("linear_cos", 16_736_736), ("linear_sqcos_wo_bn", 16_721_952)])
 def test_cifar_parameter_count_equals_original(variant, count):
-    assert trainable_count(build_cifar_resnet(variant)) == count
+    assert trainable_count(cifar(variant)) == count
 
 
 def test_imagenet_parameter_count_equals_original():
-    assert trainable_count(build_imagenet_resnet()) == 42_950_400
+    assert trainable_count(imagenet()) == 42_950_400
 
 
 def test_variant_structure():
@@ -38,13 +47,13 @@ def test_variant_structure():
     def kinds(model):
         return {type(layer).__name__ for layer in model.layers}
 
-    assert "TF1BatchNormalization" not in kinds(build_cifar_resnet("linear_sqcos_wo_bn", **TINY))
+    assert "TF1BatchNormalization" not in kinds(cifar("linear_sqcos_wo_bn", **TINY))
     assert "TF1BatchNormalization" not in kinds(
-        build_cifar_resnet("tanh_cos", batch_norm=False, **TINY))
-    baseline = build_cifar_resnet("baseline", **TINY)
+        cifar("tanh_cos", batch_norm=False, **TINY))
+    baseline = cifar("baseline", **TINY)
     assert "DecoupledConv2D" not in kinds(baseline)
     assert all(not np.any(np.isnan(w.numpy())) for w in baseline.weights)
-    log_sqcos = build_cifar_resnet("log_sqcos", **TINY)
+    log_sqcos = cifar("log_sqcos", **TINY)
     convs = [l for l in log_sqcos.layers if isinstance(l, DecoupledConv2D)]
     assert convs and all((l.magnitude, l.angular) == ("log", "sqcos") for l in convs)
     assert not any(l.uses_radius for l in convs)  # log has no radius: no m, no radius weight
@@ -52,7 +61,7 @@ def test_variant_structure():
 
 @pytest.mark.parametrize("variant", ALL_VARIANTS)
 def test_logits_shape_and_degenerate_inputs(variant):
-    model = build_cifar_resnet(variant, **TINY)
+    model = cifar(variant, **TINY)
     images = {
         "zeros": np.zeros((2, 32, 32, 3), np.float32),
         "constant": np.full((2, 32, 32, 3), 127.5, np.float32),
@@ -74,7 +83,7 @@ def test_degenerate_inputs_give_finite_gradients(variant):
         pytest.skip("gradient check written with tf.GradientTape")
     from dcnet_keras.train_step import gradients
 
-    model = build_cifar_resnet(variant, **TINY)
+    model = cifar(variant, **TINY)
     labels = np.array([1, 2])
     for value in (0.0, 127.5, 1e6):
         x = tf.constant(np.full((2, 32, 32, 3), value, np.float32))
@@ -85,7 +94,7 @@ def test_degenerate_inputs_give_finite_gradients(variant):
 
 
 def test_imagenet_logits_shape_batch_one():
-    model = build_imagenet_resnet(num_classes=12, widths=(4, 4, 8, 8))
+    model = imagenet(num_classes=12, widths=(4, 4, 8, 8))
     x = np.random.default_rng(1).normal(0, 60, (1, 224, 224, 3)).astype(np.float32)
     for training in (True, False):
         logits = np.asarray(model(x, training=training))
@@ -95,10 +104,10 @@ def test_imagenet_logits_shape_batch_one():
 @pytest.mark.parametrize("variant", ALL_VARIANTS + ("imagenet",))
 def test_keras_file_round_trip(tmp_path, variant):
     if variant == "imagenet":
-        model = build_imagenet_resnet(num_classes=10, widths=(4, 4, 8, 8))
+        model = imagenet(num_classes=10, widths=(4, 4, 8, 8))
         x = np.random.default_rng(2).normal(0, 60, (2, 224, 224, 3)).astype(np.float32)
     else:
-        model = build_cifar_resnet(variant, **TINY)
+        model = cifar(variant, **TINY)
         x = np.random.default_rng(2).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
     model(x, training=True)  # move the averages away from their zero start
     path = os.path.join(tmp_path, "model.keras")
@@ -122,19 +131,19 @@ def test_keras_file_round_trip(tmp_path, variant):
 ])
 def test_cifar_builder_rejects_bad_arguments(kwargs, argument):
     with pytest.raises(ValueError, match=argument) as info:
-        build_cifar_resnet(**{**TINY, **kwargs})
+        cifar(**{**TINY, **kwargs})
     value = next(iter(kwargs.values()))
     assert repr(value) in str(info.value) or str(value) in str(info.value)
 
 
 def test_imagenet_builder_rejects_bad_widths():
     with pytest.raises(ValueError, match=r"widths.*\(1, 2, 3\)"):
-        build_imagenet_resnet(widths=(1, 2, 3))
+        imagenet(widths=(1, 2, 3))
 
 
 @pytest.mark.parametrize("shape", [(2, 32, 32), (2, 32, 32, 4), (2, 32, 32, 1)])
 def test_cifar_model_rejects_wrong_input(shape):
-    model = build_cifar_resnet("tanh_cos", **TINY)
+    model = cifar("tanh_cos", **TINY)
     with pytest.raises(ValueError, match=r"shape|rank|ndim|axis"):
         model(np.zeros(shape, np.float32))
 
@@ -146,11 +155,11 @@ def test_tf_checkpoint_saves_every_weight(tmp_path):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("tf.train.Checkpoint is TensorFlow's")
     for zero_debias in (False, True):
-        model = build_cifar_resnet("tanh_cos", zero_debias=zero_debias, **TINY)
+        model = cifar("tanh_cos", zero_debias=zero_debias, **TINY)
         x = np.random.default_rng(3).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
         model(x, training=True)
         path = tf.train.Checkpoint(model=model).save(str(tmp_path / f"ckpt{zero_debias}"))
-        fresh = build_cifar_resnet("tanh_cos", zero_debias=zero_debias, **TINY)
+        fresh = cifar("tanh_cos", zero_debias=zero_debias, **TINY)
         tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
         for saved, restored in zip(model.weights, fresh.weights):
             np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=saved.path)

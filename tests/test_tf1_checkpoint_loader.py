@@ -9,7 +9,7 @@ keras = pytest.importorskip("keras")
 if keras.backend.backend() != "tensorflow":
     pytest.skip("TF1 checkpoints are read with the TensorFlow backend", allow_module_level=True)
 
-from dcnet_keras.models import build_cifar_resnet, build_imagenet_resnet  # noqa: E402
+from dcnet_keras.models import build_model  # noqa: E402
 from dcnet_keras.tf1_checkpoint import (CheckpointMismatchError,  # noqa: E402
                                         index_moving_averages, load_tf1_checkpoint)
 
@@ -27,7 +27,7 @@ def assert_untouched(model, before):
 
 
 def test_shape_mismatch_names_both_sides():
-    model = build_cifar_resnet("tanh_cos", 100, (8, 16, 64), 2)
+    model = build_model("cifar_resnet32", variant="tanh_cos", widths=(8, 16, 64), units_per_stage=2)
     before = weights_of(model)
     with pytest.raises(CheckpointMismatchError) as info:
         load_tf1_checkpoint(model, CKPT)
@@ -38,23 +38,23 @@ def test_shape_mismatch_names_both_sides():
 
 
 def test_missing_variable_names_both_sides():
-    model = build_cifar_resnet("tanh_cos", 100, (8, 16, 32), 3)
+    model = build_model("cifar_resnet32", variant="tanh_cos", widths=(8, 16, 32), units_per_stage=3)
     with pytest.raises(CheckpointMismatchError, match=r"block1_unit2__first/kernel.*"
                                                       r"block1_unit2/first/filter"):
         load_tf1_checkpoint(model, CKPT)
 
 
 def test_checkpoint_variables_without_a_place_are_an_error():
-    model = build_cifar_resnet("linear_cos", 100, (8, 16, 32), 2)  # no radius, no m
+    model = build_model("cifar_resnet32", variant="linear_cos", widths=(8, 16, 32), units_per_stage=2)  # no radius, no m
     with pytest.raises(CheckpointMismatchError, match=r"no place in the model: .*root/radius"):
         load_tf1_checkpoint(model, CKPT)
-    model = build_cifar_resnet("tanh_cos", 100, (8, 16, 32), 1)  # fewer units
+    model = build_model("cifar_resnet32", variant="tanh_cos", widths=(8, 16, 32), units_per_stage=1)  # fewer units
     with pytest.raises(CheckpointMismatchError, match=r"block1_unit1/first/filter"):
         load_tf1_checkpoint(model, CKPT)
 
 
 def test_wrong_network_and_unreadable_path(tmp_path):
-    model = build_imagenet_resnet(1000, (8, 16, 32, 64))
+    model = build_model("imagenet", widths=(8, 16, 32, 64))
     with pytest.raises(CheckpointMismatchError, match="root/alpha"):
         load_tf1_checkpoint(model, CKPT)
     with pytest.raises(ValueError, match="path: cannot read"):

@@ -16,7 +16,8 @@ import keras  # noqa: E402
 
 from dcnet_keras.callbacks import project_weights  # noqa: E402
 from dcnet_keras.losses import loss_terms  # noqa: E402
-from dcnet_keras.optimizers import cifar_optimizer, imagenet_optimizer  # noqa: E402
+from dcnet_keras.presets import get_preset  # noqa: E402
+from dcnet_keras.recipes import get_recipe  # noqa: E402
 from dcnet_keras.tf1_checkpoint import checkpoint_plan, load_tf1_checkpoint  # noqa: E402
 
 pytestmark = requires_fixtures
@@ -112,10 +113,11 @@ def test_three_training_steps(model_name):
     info = manifest(model_name, "short")
     model = loaded(model_name, "short", "init/model.ckpt")
     check_moving_averages(model, npz(model_name, "short", "ema_init.npz"), TOL)
-    from dcnet_keras.train_step import make_train_step
+    from dcnet_keras.train_step import TrainStep
 
-    make_optimizer = imagenet_optimizer if model_name == "imagenet" else cifar_optimizer
-    step = make_train_step(model, make_optimizer(float(oracle["lr"])))
+    # The step and the optimiser the training scripts use (the preset's recipe).
+    recipe = get_recipe(get_preset(model_name).recipe)
+    step = TrainStep(model, recipe.make_optimizer(float(oracle["lr"])))
     losses = []
     for images, labels in zip(oracle["train_images"], oracle["train_labels"]):
         terms = step(images, labels)

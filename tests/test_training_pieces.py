@@ -11,7 +11,7 @@ import pytest
 from dcnet_keras.callbacks import WeightProjection, project_weights, projection_due
 from dcnet_keras.layers import DecoupledConv2D, PlainConv2D, TF1BatchNormalization
 from dcnet_keras.losses import dcnet_cross_entropy
-from dcnet_keras.models import build_cifar_resnet
+from dcnet_keras.models import build_model
 from dcnet_keras.optimizers import TF1Momentum, cifar_optimizer
 from dcnet_keras.regularizers import FilterOrthogonality, TF1WeightDecay, regularization_terms
 from dcnet_keras.schedules import cifar_schedule, imagenet_schedule, step_schedule
@@ -71,7 +71,8 @@ def randomize(model, seed=0):
 
 
 def tiny(variant="tanh_cos"):
-    return build_cifar_resnet(variant, num_classes=10, widths=TINY_WIDTHS, units_per_stage=1)
+    return build_model("cifar_resnet32", variant=variant, num_classes=10, widths=TINY_WIDTHS,
+                       units_per_stage=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -460,9 +461,9 @@ def test_weight_projection_callback_in_fit():
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
-                    reason="make_train_step is TensorFlow code")
-def test_make_train_step():
-    from dcnet_keras.train_step import make_train_step
+                    reason="TrainStep is TensorFlow code")
+def test_train_step():
+    from dcnet_keras.train_step import TrainStep
 
     keras.utils.set_random_seed(1)
     model = tiny("tanh_cos")
@@ -485,15 +486,18 @@ def test_make_train_step():
                for layer in layers_of(model, DecoupledConv2D))
 
     # a large rate, so that a forward after the update would give other predictions
-    step = make_train_step(model, cifar_optimizer(0.1))
+    step = TrainStep(model, cifar_optimizer(0.1))
     out = {k: float(v.numpy()) for k, v in step(images, labels).items()}
-    assert set(out) == {"fit", "reg", "orth", "loss", "acc"}
+    assert set(out) == {"fit", "reg", "orth", "loss", "top1", "top5"}
     np.testing.assert_allclose(out["loss"], out["fit"] + out["reg"] + out["orth"], rtol=1e-6)
     np.testing.assert_allclose(out["fit"], np_cross_entropy(labels, logits), rtol=1e-5)
     np.testing.assert_allclose(out["reg"], reg, rtol=1e-5)
     np.testing.assert_allclose(out["orth"], orth, rtol=1e-5)
-    assert 0.0 <= out["acc"] <= 1.0
-    np.testing.assert_allclose(out["acc"], 0.5)
+    assert 0.0 <= out["top1"] <= 1.0
+    np.testing.assert_allclose(out["top1"], 0.5)
+    # top-5 of 10 classes: a NumPy count over the same forward's logits
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    np.testing.assert_allclose(out["top5"], np.mean([l in t for l, t in zip(labels, top5)]))
 
     after = [w.numpy() for w in model.trainable_weights]
     changed = [not np.array_equal(a, b) for a, b in zip(after, before)]

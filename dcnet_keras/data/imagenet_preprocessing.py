@@ -1,4 +1,7 @@
-"""ImageNet evaluation preprocessing of the original (TensorFlow only).
+"""ImageNet preprocessing of the original, training and evaluation (TensorFlow only).
+
+The mean, the sizes and the resize are written here once; the input pipelines
+(``dcnet_keras.data.imagenet``) and the serving signatures call these functions.
 
 The original (``dcnet_imagenet/alex2012_image_processing.py``) prepares one
 validation image as follows:
@@ -29,8 +32,9 @@ align_corners=False, half_pixel_centers=False)`` gives the TF1 numbers exactly;
 
 :func:`eval_preprocess` is steps 2-3 (what the network's 224x224 input
 receives); :func:`decode_and_eval_preprocess` adds step 1.
-:func:`mean_subtract_and_resize` is the part that training shares (the
-original's ``distort_image`` then takes a random 224 crop and a random flip).
+:func:`mean_subtract_and_resize` is the part that training shares:
+:func:`train_preprocess` (the original's ``distort_image``) then takes a random
+224x224 crop and a random horizontal flip, drawn statelessly from a seed pair.
 """
 
 import tensorflow as tf
@@ -94,6 +98,23 @@ def eval_preprocess(image):
                          f"[N, H, W, 3], received shape {images.shape}")
     out = central_crop(mean_subtract_and_resize(images))
     return tf.ensure_shape(out, out.shape[:-3] + [CROP_SIZE, CROP_SIZE, 3])
+
+
+def train_preprocess(image_uint8, seed_pair):
+    """The original's training preprocessing, its randomness keyed by ``seed_pair``.
+
+    ``image_uint8``: RGB ``[H, W, 3]`` of any size; ``seed_pair``: int ``[2]``.
+    ``seeds = stateless_split(seed_pair, 2)``; then
+    ``flip(crop(mean_subtract_and_resize(image), 224x224, seeds[0]), seeds[1])``:
+    the 256x256 TF1 resize of ``image - mean`` (aspect not kept), a random
+    224x224 window (offsets uniform in 0..32) and a left-right flip with
+    probability 1/2.  The same ``seed_pair`` gives the same output, whatever
+    the pipeline's parallelism.  Returns float32 ``[224, 224, 3]``.
+    """
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed_pair, tf.int64), num=2)
+    image = mean_subtract_and_resize(image_uint8)
+    image = tf.image.stateless_random_crop(image, [CROP_SIZE, CROP_SIZE, 3], seed=seeds[0])
+    return tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
 
 
 def decode_image_rgb(encoded):

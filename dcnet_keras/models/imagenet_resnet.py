@@ -1,19 +1,20 @@
-"""The ImageNet network of the original: a "modified ResNet-18" of TanhConv + cosine.
+"""The ImageNet network of the original: a "modified ResNet-18" (TanhConv + cosine there).
 
 Input ``[N, 224, 224, 3]`` mean-subtracted RGB.  root 7x7/2 -> BN -> PReLU;
 3x3/2 max pool SAME; 1 unit @ widths[0]; conv2 3x3/2 + BN + PReLU; 2 units;
 conv3 3x3/2 + BN + PReLU; 3 units; conv4 3x3/2 + BN + PReLU; 1 unit; 7x7
 average pool VALID; plain 1x1 conv to the classes (weight decay) = logits.
 unit: conv-BN-PReLU, conv-BN, out = sum with the identity (no activation).
-Every conv but the score is a TanhConv with ``m + 1e-6``; unit convs are
-initialised N(0, 0.01), root, conv2-4 and score glorot uniform.
+Unit convs are initialised N(0, 0.01), root, conv2-4 and score glorot
+uniform.  Registered as ``imagenet_resnet18``; the original's operator is
+``tanh_cos`` with ``m + 1e-6`` (the registry's ``mean_epsilon``).
 """
 
 import keras
 
-from dcnet_keras.layers import DecoupledConv2D, PlainConv2D, TF1BatchNormalization, TF1PReLU
-from dcnet_keras.models.cifar_resnet import _check_widths
+from dcnet_keras.layers import PlainConv2D, TF1PReLU
 from dcnet_keras.models.naming import join
+from dcnet_keras.models.operator_factory import apply_norm, check_widths
 from dcnet_keras.validation import non_negative_float, positive_int
 
 IMAGENET_WEIGHT_DECAY = 1e-4
@@ -23,40 +24,33 @@ UNITS_PER_STAGE = (1, 2, 3, 1)
 IMAGE_SIZE = 224
 
 
-def build_imagenet_resnet(num_classes=1000, widths=(128, 256, 512, 1024),
-                          weight_decay=IMAGENET_WEIGHT_DECAY,
-                          orthogonality=IMAGENET_ORTHOGONALITY, zero_debias=False,
-                          patch_norm="box", name=None):
-    """The original ImageNet DCNet as a functional Keras model.
+def build_imagenet_resnet(conv, norm, num_classes=1000, widths=(128, 256, 512, 1024),
+                          weight_decay=IMAGENET_WEIGHT_DECAY, name="dcnet_imagenet_resnet18"):
+    """The original ImageNet DCNet with the convolution ``conv`` and the norm ``norm``.
 
-    Input ``[N, 224, 224, 3]`` (mean-subtracted RGB), output logits
-    ``[N, num_classes]``.  ``widths``: the four stage widths (original 128, 256,
-    512, 1024).  ``zero_debias`` and ``patch_norm`` as in
-    :func:`~dcnet_keras.models.build_cifar_resnet`.
+    ``conv``/``norm`` as in :func:`~dcnet_keras.models.cifar_resnet.build_cifar_resnet`;
+    ``widths``: the four stage widths (original 128, 256, 512, 1024);
+    ``weight_decay``: on the score conv (the norm factory carries its own).
+    Input ``[N, 224, 224, 3]`` (mean-subtracted RGB), output logits ``[N, num_classes]``.
     """
     num_classes = positive_int("num_classes", num_classes)
-    widths = _check_widths(widths, 4)
+    widths = check_widths(widths, 4)
     weight_decay = non_negative_float("weight_decay", weight_decay)
-    orthogonality = non_negative_float("orthogonality", orthogonality)
 
     def conv_bn(x, filters, kernel_size, strides, layer_name, initializer, prelu):
-        x = DecoupledConv2D(filters, kernel_size, strides=strides, magnitude="tanh",
-                            angular="cos", orthogonality=orthogonality,
-                            mean_epsilon=IMAGENET_MEAN_EPSILON, zero_debias=zero_debias,
-                            patch_norm=patch_norm,
-                            kernel_initializer=initializer, name=layer_name)(x)
-        x = TF1BatchNormalization(weight_decay=weight_decay, zero_debias=zero_debias,
-                                  name=join(layer_name, "bn"))(x)
+        x = conv(filters, kernel_size, strides=strides, kernel_initializer=initializer,
+                 name=layer_name)(x)
+        x = apply_norm(norm, x, join(layer_name, "bn"))
         if prelu:
             x = TF1PReLU(name=join(layer_name, "prelu"))(x)
         return x
 
-    def unit(x, filters, layer_name):
+    def unit(x, filters, unit_name):
         unit_init = keras.initializers.RandomNormal(stddev=0.01)
-        residual = conv_bn(x, filters, 3, 1, join(layer_name, "first"), unit_init, True)
-        residual = conv_bn(residual, filters, 3, 1, join(layer_name, "second"), unit_init,
+        residual = conv_bn(x, filters, 3, 1, join(unit_name, "first"), unit_init, True)
+        residual = conv_bn(residual, filters, 3, 1, join(unit_name, "second"), unit_init,
                            False)
-        return keras.layers.Add(name=join(layer_name, "add"))([residual, x])
+        return keras.layers.Add(name=join(unit_name, "add"))([residual, x])
 
     images = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3), name="images")
     x = conv_bn(images, widths[0], 7, 2, "root", "glorot_uniform", True)
@@ -64,10 +58,10 @@ def build_imagenet_resnet(num_classes=1000, widths=(128, 256, 512, 1024),
     for stage, (width, units) in enumerate(zip(widths, UNITS_PER_STAGE), start=1):
         if stage > 1:
             x = conv_bn(x, width, 3, 2, f"conv{stage}", "glorot_uniform", True)
-        for i in range(units):
-            x = unit(x, width, f"block{stage}_unit{i}")
+        for index in range(units):
+            x = unit(x, width, f"block{stage}_unit{index}")
     x = keras.layers.AveragePooling2D(7, strides=1, padding="valid", name="avg_pool")(x)
     x = PlainConv2D(num_classes, 1, padding="valid", weight_decay=weight_decay,
                     kernel_initializer="glorot_uniform", name="score")(x)
     logits = keras.layers.Flatten(name="logits")(x)
-    return keras.Model(images, logits, name=name or "dcnet_imagenet_resnet18")
+    return keras.Model(images, logits, name=name)

@@ -1,4 +1,4 @@
-"""Choice of ``tf.distribute`` strategy for the training scripts.
+"""Choice of ``tf.distribute`` strategy for the training runs.
 
 ``auto``: ``MirroredStrategy`` over every GPU when there are several, else one
 device.  ``mirrored``: ``MirroredStrategy`` over every GPU (or, without GPUs,
@@ -6,12 +6,12 @@ every logical CPU device).  ``one_device``: the first GPU, else the CPU.
 ``multiworker``: ``MultiWorkerMirroredStrategy`` configured by ``TF_CONFIG``.
 """
 
-import tensorflow as tf
-
 STRATEGIES = ("auto", "mirrored", "one_device", "multiworker")
 
 
 def make_strategy(name):
+    import tensorflow as tf
+
     if name not in STRATEGIES:
         raise ValueError(f"--strategy: expected one of {', '.join(STRATEGIES)}, received {name!r}")
     if name == "multiworker":  # before anything starts TensorFlow's runtime

@@ -2,8 +2,9 @@
 
 A training-log and a test-log file in the run's log folder (``log_train.txt``
 and ``log_test.txt``, as the original CIFAR script); the line formats come from
-the script (CIFAR ``====iteration_%d: fit=..., acc=...`` / ``++++iteration_%d:
-test acc=...``; ImageNet ``... top1=..., top5=...``).  A fresh run truncates
+the recipe's ``log_format`` (``acc``: CIFAR ``====iteration_%d: fit=...,
+acc=...`` / ``++++iteration_%d: test acc=...``; ``top1_top5``: ImageNet
+``... top1=..., top5=...``).  A fresh run truncates
 both files (as the original); a resumed run keeps them and drops every line
 about an iteration after the one it resumes from.
 """
@@ -16,15 +17,32 @@ TEST_LOG = "log_test.txt"
 _ITERATION = re.compile(r"^(?:====|\+\+\+\+)iteration_(\d+):")
 
 
-class RunLogs:
-    """Appends ``train_line(i, metrics)`` / ``test_line(i, accuracy)`` to the two files."""
 
-    def __init__(self, folder, train_line, test_line, resume_after=None):
+
+def train_line(log_format, i, m):
+    """The original's training line for iteration ``i`` and the step values ``m``."""
+    if log_format == "acc":
+        return "====iteration_%d: fit=%.4f, reg=%.4f, orth=%.4f, acc=%.4f" % (
+            i, m["fit"], m["reg"], m["orth"], m["top1"])
+    return "====iteration_%d: fit=%.4f, reg=%.4f, orth=%.4f, top1=%.4f, top5=%.4f" % (
+        i, m["fit"], m["reg"], m["orth"], m["top1"], m["top5"])
+
+
+def test_line(log_format, i, accuracy):
+    """The original's test line; ``accuracy`` is ``{k: top-k accuracy}``."""
+    if log_format == "acc":
+        return "++++iteration_%d: test acc=%.4f" % (i, accuracy[1])
+    return "++++iteration_%d: top1=%.4f, top5=%.4f" % (i, accuracy[1], accuracy[5])
+
+
+class RunLogs:
+    """Appends the ``log_format`` training / test lines to the two files."""
+
+    def __init__(self, folder, log_format, resume_after=None):
         """``resume_after=None``: truncate both files; else keep lines up to that iteration."""
         os.makedirs(folder, exist_ok=True)
         self.folder = folder
-        self._train_line = train_line
-        self._test_line = test_line
+        self.log_format = log_format
         for name in (TRAIN_LOG, TEST_LOG):
             path = os.path.join(folder, name)
             kept = []
@@ -43,7 +61,7 @@ class RunLogs:
         return line
 
     def train(self, i, metrics):
-        return self._append(TRAIN_LOG, self._train_line(i, metrics))
+        return self._append(TRAIN_LOG, train_line(self.log_format, i, metrics))
 
     def test(self, i, accuracy):
-        return self._append(TEST_LOG, self._test_line(i, accuracy))
+        return self._append(TEST_LOG, test_line(self.log_format, i, accuracy))
