@@ -59,6 +59,9 @@ class TrainStep:
         self.optimizer = optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
         self.project = bool(project)
+        if not optimizer.built:  # its slots made now, not inside the first trace (one trace)
+            with self.strategy.scope():
+                optimizer.build(model.trainable_variables)
         self._step = tf.function(self._distributed_step, jit_compile=jit_compile)
 
     @property

@@ -1,4 +1,4 @@
-"""Assertions shared by the data tests."""
+"""Assertions shared by the tests."""
 
 import pytest
 
@@ -9,4 +9,13 @@ def one_line_error(error_type, fn, *args, **kwargs):
         fn(*args, **kwargs)
     message = str(info.value)
     assert "\n" not in message and message
+    return message
+
+
+def cli_error_line(main, argv):
+    """Run a CLI's ``main(argv)`` expecting it to exit with one line ``error: ...``; return it."""
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    message = str(info.value)
+    assert message.startswith("error: ") and "\n" not in message, message
     return message

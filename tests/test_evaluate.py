@@ -23,8 +23,9 @@ from dcnet_keras.data.imagenet_preprocessing import eval_preprocess  # noqa: E40
 from dcnet_keras.data.registry import get_dataset  # noqa: E402
 from dcnet_keras.data.shard_writer import encode_jpeg, random_image, write_shards  # noqa: E402
 from dcnet_keras.export import export_saved_model, write_model_spec  # noqa: E402
-from dcnet_keras.models import build_model, get_network, resolve  # noqa: E402
-from dcnet_keras.recipes import get_recipe  # noqa: E402
+from dcnet_keras.models import build_model, resolve  # noqa: E402
+from assertions import cli_error_line  # noqa: E402
+from training_runs import save_training_checkpoint  # noqa: E402
 from fixtures import folder as fixture_folder  # noqa: E402
 from fixtures import manifest, npz, requires_fixtures  # noqa: E402
 
@@ -52,22 +53,8 @@ def keras_logits(model, images, batch=100):
                            for i in range(0, len(images), batch)])
 
 
-def save_training_checkpoint(model, network, model_dir, iteration=9):
-    """``model`` saved as a training run saves it: ``tf.train.Checkpoint(model, optimizer,
-    next_iteration)`` through a ``CheckpointManager`` in ``<model_dir>/checkpoints/``."""
-    optimizer = get_recipe(get_network(network).default_recipe).make_optimizer()
-    optimizer.build(model.trainable_variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     next_iteration=tf.Variable(iteration + 1, dtype=tf.int64))
-    tf.train.CheckpointManager(checkpoint, str(model_dir / "checkpoints"), 3).save(iteration)
-
-
 def error_line(argv):
-    with pytest.raises(SystemExit) as info:
-        evaluate.main(argv)
-    message = str(info.value)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
+    return cli_error_line(evaluate.main, argv)
 
 
 @pytest.fixture(scope="module")

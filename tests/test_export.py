@@ -22,8 +22,9 @@ if keras.backend.backend() != "tensorflow":
 
 from dcnet_keras import export  # noqa: E402
 from dcnet_keras.data.imagenet_preprocessing import eval_preprocess  # noqa: E402
-from dcnet_keras.models import build_model, get_network, resolve  # noqa: E402
-from dcnet_keras.recipes import get_recipe  # noqa: E402
+from dcnet_keras.models import build_model, resolve  # noqa: E402
+from assertions import cli_error_line  # noqa: E402
+from training_runs import save_training_checkpoint  # noqa: E402
 from fixtures import MODELS, folder, manifest, npz, relative_error, requires_fixtures  # noqa: E402
 
 CIFAR_ARCH = dict(variant="tanh_cos", widths=(4, 8, 16), units_per_stage=1)
@@ -91,22 +92,6 @@ def trained_preset_model(preset, seed=0, **options):
     model(np.random.default_rng(seed).normal(0, 60, (2,) + shape).astype(np.float32),
           training=True)
     return model
-
-
-def save_training_checkpoint(model, network, model_dir, iteration=6, iterator=True):
-    """``model`` saved as a training run saves it: ``tf.train.Checkpoint(model, optimizer,
-    [iterator], next_iteration)`` through a ``CheckpointManager`` in
-    ``<model_dir>/checkpoints/`` (numbered ``iteration``)."""
-    optimizer = get_recipe(get_network(network).default_recipe).make_optimizer()
-    optimizer.build(model.trainable_variables)
-    state = dict(model=model, optimizer=optimizer,
-                 next_iteration=tf.Variable(iteration + 1, dtype=tf.int64))
-    if iterator:
-        state["iterator"] = iter(tf.data.Dataset.range(10).repeat())
-        next(state["iterator"])
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(**state),
-                                         str(model_dir / "checkpoints"), 3)
-    return manager.save(checkpoint_number=iteration)
 
 
 def keras_logits(model, images):
@@ -360,11 +345,7 @@ def test_overwrite_replaces_version(tmp_path):
 
 
 def cli_error(argv):
-    with pytest.raises(SystemExit) as info:
-        export.main(argv)
-    message = str(info.value)
-    assert message.startswith("error: ") and "\n" not in message, message
-    return message
+    return cli_error_line(export.main, argv)
 
 
 def test_cli_keras_file(exported, tmp_path):
