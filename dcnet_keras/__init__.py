@@ -9,3 +9,10 @@ registry), ``training`` (the training command and the original scripts), ``evalu
 """
 
 __version__ = "0.1.0"
+
+# Registers every serialisable object (layers, regularizers, the loss, TF1Momentum) with
+# Keras, so ``keras.models.load_model`` finds them after ``import dcnet_keras`` alone.
+# Keras-only modules; TensorFlow is imported only as far as the Keras backend does.
+from dcnet_keras import layers, losses, optimizers, regularizers  # noqa: E402
+
+__all__ = ["__version__", "layers", "losses", "optimizers", "regularizers"]

@@ -10,8 +10,8 @@
 MODEL is loaded as :mod:`dcnet_keras.export` loads models (a checkpoint's
 model named by the shared model flags, ``--variant`` alone as before, or by
 the run's ``model_spec.json``).  The data: ``--dataset`` (default: the run's
-``model_spec.json``'s, the preset's dataset, for a ``--network`` its first
-preset's, for an ImageNet-sized ``.keras``/SavedModel ``imagenet``, else
+``model_spec.json``'s, the preset's dataset, for a ``--network`` its default
+dataset, for an ImageNet-sized ``.keras``/SavedModel ``imagenet``, else
 ``cifar100``), opened from ``--source`` (default ``auto`` for CIFAR: the format
 found in ``--data_dir``, else tfds; ``tfrecord`` for ImageNet) through
 :mod:`dcnet_keras.data.registry`.  A checkpoint's model gets the dataset's

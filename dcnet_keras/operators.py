@@ -174,6 +174,31 @@ def sigmoid_angular_scale(k):
     return (1.0 + e) / (1.0 - e)
 
 
+def largest_finite(dtype):
+    """The largest finite number of a float dtype (``"float16"``, ``"bfloat16"``,
+    ``"float32"``, ``"float64"``)."""
+    if str(dtype) == "bfloat16":
+        return float.fromhex("0x1.fep127")
+    return float(np.finfo(str(dtype)).max)
+
+
+def smallest_sigmoid_k(dtype="float32"):
+    """``pi / (2 ln M)``, ``M`` the largest finite number of ``dtype`` (0.0177045 for float32).
+
+    The sigmoid's exponent ``theta/k - pi/(2k) = (theta - pi/2) / k`` peaks at
+    the largest angle, ``theta = arccos(-1 + ARCCOS_CLIP) < pi``, so it stays
+    below ``pi/(2k)``; ``exp`` of it is finite whenever ``exp(pi/(2k)) <= M``,
+    that is ``k >= pi / (2 ln M)``.  (The margin from the clip, ``(pi -
+    theta_max)/k`` = 0.08 at the bound in float32, is far above the rounding
+    of the exponent.)  A smaller ``k`` makes ``exp`` overflow for patches
+    nearly opposite the filter and ``(1 - z) / (1 + z)`` is ``inf / inf = nan``.
+    The scale ``(1 + e^(-pi/2k)) / (1 - e^(-pi/2k))`` tends to 1 there and
+    never overflows; it does for large ``k`` instead (about ``4k/pi``, and
+    ``1 - e^(-pi/2k)`` is 0 in float64 beyond ``k`` = 2.8e16).
+    """
+    return math.pi / (2.0 * math.log(largest_finite(dtype)))
+
+
 def angular(name, c, sigmoid_k=0.3):
     """``g(theta)`` from the cosine ``c``."""
     if name == "cos":

@@ -127,22 +127,76 @@ def _is_model_variable(name):
     return not (len(parts) > 1 and parts[-2] == _SHADOW)  # debias bookkeeping
 
 
+def _first_line(error):
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _unreadable(path, what, error):
+    return CheckpointMismatchError(
+        f"path: cannot read a TF1 checkpoint at {path!r}: {what}: {_first_line(error)}")
+
+
+#: what reading a checkpoint raises on a missing, truncated or corrupt file:
+#: ``OpError`` (``NotFoundError``; a bad magic number, a block or tensor checksum
+#: mismatch), ``IndexError`` ("Read less bytes than requested" from a truncated
+#: data file), ``ValueError`` (a folder whose ``checkpoint`` file is missing,
+#: garbage or not UTF-8), ``OSError``; the rest in case TensorFlow changes.
+_READ_ERRORS = (tf.errors.OpError, IndexError, ValueError, OSError, RuntimeError,
+                KeyError, TypeError)
+
+
+def _open(path):
+    """``(reader, {name: shape})``, or a one-line :class:`CheckpointMismatchError`."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        return reader, reader.get_variable_to_shape_map()
+    except _READ_ERRORS as error:
+        raise _unreadable(path, "the index", error) from None
+
+
+def _read_all(reader, path, shapes, keep):
+    """Read every tensor of the checkpoint (TensorFlow checksums each one), optimiser
+    slots included, so that a damaged file is refused whichever tensor the damage hit;
+    returns ``{name: ndarray}`` for the names in ``keep``.  A one-line error names
+    the first unreadable tensor."""
+    values = {}
+    for name in sorted(shapes):
+        try:
+            value = np.asarray(reader.get_tensor(name))
+        except _READ_ERRORS as error:
+            raise _unreadable(path, f"variable '{name}'", error) from None
+        if list(value.shape) != list(shapes[name]):
+            raise CheckpointMismatchError(
+                f"path: cannot read a TF1 checkpoint at {path!r}: variable '{name}' has "
+                f"{value.shape} values but the index says {shapes[name]}")
+        if name in keep:
+            values[name] = value
+    return values
+
+
 def load_tf1_checkpoint(model, path):
     """Assign every weight and moving average of ``model`` from a TF1 checkpoint.
 
     ``path`` is a checkpoint prefix (``.../model.ckpt``) or a folder with a
-    ``checkpoint`` file.  Raises :class:`CheckpointMismatchError` (a
-    ``ValueError``) naming the model weight and the checkpoint variable when one
-    is missing or its shape differs, and listing checkpoint model variables
-    the model has no place for.  Nothing is assigned unless everything fits.
+    ``checkpoint`` file.  All or nothing: every tensor of the checkpoint is read
+    (TensorFlow verifies each one's checksum) and every one the model takes is
+    checked (shape, and finite values) before any weight is assigned; if an
+    assignment still fails, the weights assigned so far are restored.
+
+    Raises :class:`CheckpointMismatchError` (a ``ValueError``):
+
+    * one line naming ``path`` when it cannot be read: no such checkpoint, a
+      corrupt or truncated index, a missing, truncated or corrupt data file
+      (naming the first variable that cannot be read), or a weight with ``nan``
+      or ``inf`` values (naming it);
+    * naming the model weight and the checkpoint variable when one is missing or
+      its shape differs, and listing checkpoint model variables the model has no
+      place for.
+
     Returns ``{model weight path: checkpoint name}``.
     """
-    try:
-        reader = tf.train.load_checkpoint(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as error:
-        raise CheckpointMismatchError(
-            f"path: cannot read a TF1 checkpoint at {path!r}: {error}") from None
-    shapes = reader.get_variable_to_shape_map()
+    reader, shapes = _open(path)
     moving_averages = index_moving_averages(shapes)
 
     problems, assignments, used = [], [], set()
@@ -168,7 +222,27 @@ def load_tf1_checkpoint(model, path):
         raise CheckpointMismatchError(
             f"load_tf1_checkpoint: checkpoint {path!r} does not fit model "
             f"'{model.name}':\n  " + "\n  ".join(problems))
+
+    tensors = _read_all(reader, path, shapes, used)
+    values = []
     for variable, name in assignments:
-        value = np.asarray(reader.get_tensor(name), dtype=variable.dtype)
-        variable.assign(value.reshape(tuple(variable.shape)))
+        value = tensors[name]
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            raise CheckpointMismatchError(
+                f"path: checkpoint {path!r}: variable '{name}' (model weight "
+                f"'{variable.path}') has {bad} non-finite values (nan or inf) of "
+                f"{np.size(value)}")
+        values.append(np.asarray(value, dtype=variable.dtype).reshape(tuple(variable.shape)))
+
+    previous = [np.array(variable.numpy()) for variable, _ in assignments]
+    done = 0
+    try:
+        for (variable, _), value in zip(assignments, values):
+            variable.assign(value)
+            done += 1
+    except BaseException:
+        for (variable, _), value in zip(assignments[:done], previous):
+            variable.assign(value)
+        raise
     return {variable.path: name for variable, name in assignments}

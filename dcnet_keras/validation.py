@@ -1,6 +1,18 @@
-"""Argument checks shared by the layers and builders: clear ``ValueError``s."""
+"""Argument checks shared by the layers and builders: clear ``ValueError``s.
 
+The number checks take "finite" in float32, the dtype of every weight and of
+the computation: a value above ``FLOAT32_MAX`` (3.4028235e38) would be ``inf``
+once cast, so it is refused like ``inf`` and ``nan``; a "positive" value must
+stay positive in float32 (above ``2**-150``; anything smaller rounds to 0).
+"""
+
+import math
 import numbers
+
+#: the largest finite float32, ``(2 - 2**-23) * 2**127``.
+FLOAT32_MAX = float.fromhex("0x1.fffffep127")
+#: the smallest positive float32 (a subnormal), ``2**-149``.
+FLOAT32_SMALLEST = 2.0 ** -149
 
 
 def choice(argument, value, allowed):
@@ -22,23 +34,42 @@ def positive_int(argument, value):
     return int(value)
 
 
-def positive_float(argument, value):
+def finite_float(argument, value):
+    """``float(value)`` if it is a number finite in float32 (``|x| <= FLOAT32_MAX``),
+    else a ValueError naming the argument and the value (``nan``, ``inf``, ``1e39``,
+    a string, a bool)."""
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
-    if isinstance(value, bool) or number is None or not number > 0:
-        raise ValueError(f"{argument}: expected a positive number, received {value!r}")
+    if isinstance(value, bool) or number is None or not abs(number) <= FLOAT32_MAX:
+        raise ValueError(f"{argument}: expected a finite number (at most {FLOAT32_MAX:.8g} "
+                         f"in magnitude, the float32 limit), received {value!r}")
+    return number
+
+
+def positive_float(argument, value):
+    """A finite number that stays positive in float32 (``> 2**-150``, rounding to at
+    least ``2**-149``)."""
+    try:
+        number = finite_float(argument, value)
+    except ValueError:
+        number = math.nan
+    if not number > FLOAT32_SMALLEST / 2:
+        raise ValueError(f"{argument}: expected a finite positive number (float32: between "
+                         f"{FLOAT32_SMALLEST:.3g} and {FLOAT32_MAX:.8g}), received {value!r}")
     return number
 
 
 def non_negative_float(argument, value):
+    """A finite number ``>= 0`` (at most ``FLOAT32_MAX``)."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = None
-    if isinstance(value, bool) or number is None or not number >= 0:
-        raise ValueError(f"{argument}: expected a number >= 0, received {value!r}")
+        number = finite_float(argument, value)
+    except ValueError:
+        number = math.nan
+    if not number >= 0:
+        raise ValueError(f"{argument}: expected a finite number >= 0 (at most "
+                         f"{FLOAT32_MAX:.8g}, the float32 limit), received {value!r}")
     return number
 
 
@@ -68,7 +99,22 @@ def padding(argument, value):
 
 
 def image_input_shape(layer_name, input_shape, channels=None):
-    """Check an NHWC input shape; returns the channel count."""
+    """Check an NHWC input shape ``[batch, height, width, channels]``; returns the
+    channel count.
+
+    The layers are channels-last only: under ``keras.config.image_data_format() ==
+    "channels_first"`` this raises (an NCHW ``(3, 32, 32)`` would otherwise build as
+    height 3, width 32, 32 channels).
+    """
+    import keras
+
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            f"{layer_name}: the DCNet layers are channels-last only (NHWC), but "
+            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}; "
+            "call keras.config.set_image_data_format('channels_last') and pass "
+            "[batch, height, width, channels] inputs, received shape "
+            f"{tuple(input_shape) if input_shape is not None else None}")
     if input_shape is None or len(input_shape) != 4:
         raise ValueError(
             f"{layer_name}: expected a 4-D input [batch, height, width, channels], "

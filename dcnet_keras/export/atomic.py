@@ -21,6 +21,12 @@ import shutil
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_folder(target, overwrite=False):
     """Yield an empty staging folder that replaces ``target`` when the block succeeds.
@@ -36,6 +42,7 @@ def atomic_folder(target, overwrite=False):
     staging = tempfile.mkdtemp(prefix=f".{name}.partial-", dir=parent)
     try:
         yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 would hide it from a server
         if os.path.lexists(target):
             if not overwrite:  # appeared while the block ran
                 raise FileExistsError(f"{target} already exists (pass overwrite to replace it)")
@@ -60,6 +67,7 @@ def atomic_write_text(path, text):
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(staging, 0o666 & ~_umask())  # mkstemp's 0600, as open() would not
         os.replace(staging, path)
     finally:
         if os.path.exists(staging):

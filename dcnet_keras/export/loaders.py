@@ -88,13 +88,33 @@ def load_keras_file(path):
 
 
 def checkpoint_prefix(path):
-    """The newest checkpoint prefix at ``path`` (model_dir, checkpoint folder, or prefix)."""
+    """The newest readable checkpoint prefix at ``path`` (model_dir, checkpoint folder, or
+    prefix).
+
+    In a folder, checkpoints ``ckpt-N`` are found by scanning it and the newest
+    whose files all read back intact is taken; newer broken ones are passed
+    over with a one-line warning each (the same choice as a resumed run makes:
+    :func:`dcnet_keras.training.checkpoints.newest_readable`).  A folder without
+    ``ckpt-N`` files (the original TF1 scripts' ``model.ckpt-N``) is read
+    through its ``checkpoint`` state file.  An explicit prefix is taken as it is.
+    """
+    from dcnet_keras.training.checkpoints import CheckpointError, newest_readable
+
     if os.path.exists(path + ".index"):
         return path
     if os.path.isdir(path):
         for folder in (os.path.join(path, "checkpoints"), path):
             if os.path.isdir(folder):
-                latest = tf.train.latest_checkpoint(folder)
+                try:
+                    newest, _ = newest_readable(folder)
+                except CheckpointError as error:
+                    raise ExportError(f"model: {error}") from None
+                if newest:
+                    return newest
+                try:
+                    latest = tf.train.latest_checkpoint(folder)
+                except (ValueError, tf.errors.OpError):  # an empty or garbage state file
+                    latest = None
                 if latest:
                     return latest
     raise ExportError(f"model: no checkpoint at {path!r} (expected a model_dir with "

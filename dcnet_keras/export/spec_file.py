@@ -24,11 +24,11 @@ SPEC_FILE = "model_spec.json"
 FORMAT = 1
 
 
-def write_model_spec(model_dir, spec, dataset=None):
-    """Write ``spec`` (a ``ModelSpec``) and ``dataset`` to ``<model_dir>/model_spec.json``
-    atomically; return the file's path."""
-    text = json.dumps({"format": FORMAT, "model": spec.to_dict(), "dataset": dataset},
-                      indent=1, sort_keys=True)
+def write_model_spec(model_dir, spec, dataset=None, extra=None):
+    """Write ``spec`` (a ``ModelSpec``), ``dataset`` and the JSON-able ``extra`` entries (a
+    training run's recipe) to ``<model_dir>/model_spec.json`` atomically; return its path."""
+    record = dict(extra or {}, format=FORMAT, model=spec.to_dict(), dataset=dataset)
+    text = json.dumps(record, indent=1, sort_keys=True)
     return atomic_write_text(os.path.join(os.fspath(model_dir), SPEC_FILE), text + "\n")
 
 

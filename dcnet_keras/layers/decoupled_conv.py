@@ -48,7 +48,9 @@ class DecoupledConv2D(keras.layers.Layer):
       radius: ``"learned"`` (the original) or a positive number: a fixed radius
         ``R`` (``rho = R * m``, or ``rho = R`` with ``relative_radius=False``).
       relative_radius: whether ``rho`` is scaled by the mean patch norm ``m``.
-      sigmoid_k: the ``k`` of the sigmoid angular function.
+      sigmoid_k: the ``k`` of the sigmoid angular function; at least
+        ``pi / (2 ln 3.4e38)`` = 0.0177045 in float32 (below, its exponent overflows,
+        see :func:`~dcnet_keras.operators.smallest_sigmoid_k`).
       weighted: the paper's weighted operator, ``h(|w|, |x|) = h(|x|) h(|w|) / alpha``
         (``|w|`` for sphere); such filters are not projected to unit norm.
       orthogonality: strength of the orthogonality term on the filter
@@ -60,6 +62,10 @@ class DecoupledConv2D(keras.layers.Layer):
         or ``"ones_filter"`` (the original's ``[k, k, Cin, 1]`` ones convolution:
         the same number, rounded exactly as the original on TensorFlow).
       kernel_initializer: default ``N(0, sqrt(2 / (k*k*Cin)))`` (CIFAR code).
+
+    Every number must be finite in float32 (``nan``, ``inf`` and values beyond
+    3.4e38 raise a ``ValueError`` naming the argument); positive ones must stay
+    positive in float32.
 
     Weights: ``kernel`` (checkpoint ``<scope>/filter``), ``radius`` ``[filters]``
     (stored ``[1,1,1,filters]`` by the original), ``moving_patch_norm_mean``.
@@ -88,6 +94,8 @@ class DecoupledConv2D(keras.layers.Layer):
         self.radius = radius
         self.relative_radius = bool(relative_radius)
         self.sigmoid_k = positive_float("sigmoid_k", sigmoid_k)
+        if self.angular == "sigmoid":
+            self._check_sigmoid_k()
         self.weighted = bool(weighted)
         self.orthogonality = non_negative_float("orthogonality", orthogonality)
         self.decay = fraction("decay", decay)
@@ -96,6 +104,28 @@ class DecoupledConv2D(keras.layers.Layer):
         self.patch_norm = choice("patch_norm", patch_norm, operators.PATCH_NORMS)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer if kernel_initializer is not None else he_normal_untruncated())
+
+    def _check_sigmoid_k(self):
+        """``k`` for which the sigmoid angular function is finite in the compute dtype:
+        at least :func:`~dcnet_keras.operators.smallest_sigmoid_k` (its exponent
+        overflows below), and a finite scale ``(1 + e^(-pi/2k)) / (1 - e^(-pi/2k))``
+        (about ``4k/pi``; a division by zero beyond ``k`` = 2.8e16)."""
+        k, dtype = self.sigmoid_k, self.compute_dtype
+        smallest = operators.smallest_sigmoid_k(dtype)
+        if k < smallest:
+            raise ValueError(
+                f"sigmoid_k: expected at least {smallest:.7g} (pi / (2 ln max_{dtype}); below "
+                f"it exp(theta/k - pi/(2k)) overflows {dtype} and the sigmoid angular "
+                f"function is nan), received {k!r}")
+        try:
+            scale = operators.sigmoid_angular_scale(k)
+        except ZeroDivisionError:
+            scale = float("inf")
+        if not scale <= operators.largest_finite(dtype):
+            raise ValueError(
+                f"sigmoid_k: too large: the sigmoid angular scale (1 + e^(-pi/2k)) / "
+                f"(1 - e^(-pi/2k)) is not finite in {dtype}, received {k!r} (as k grows the "
+                f"function tends to angular='linear')")
 
     # What the chosen operator needs.
     @property

@@ -25,6 +25,9 @@ from dcnet_keras.presets import get_preset
 from dcnet_keras.recipes import AUGMENTATIONS, RECIPES, get_recipe
 from dcnet_keras.training.config import RunConfig, default_folders
 from dcnet_keras.training.flags import RECIPE_FLAGS, add_recipe_flags, add_run_flags
+from dcnet_keras.training.checkpoints import complete_checkpoints
+from dcnet_keras.training.preflight import check_cluster, check_folder
+from dcnet_keras.training.run_record import check_resume
 
 
 def build_parser():
@@ -141,7 +144,8 @@ def config_from_args(args, repo_root):
     return dict(name=run_name, model=spec, dataset=dataset_name, recipe=recipe, augmentation=augmentation,
                 model_dir=model_dir, log_dir=log_dir, input_kind=network.input_kind,
                 strategy=args.strategy, seed=args.seed, deterministic=args.deterministic,
-                resume=args.resume, export=not args.no_export, progress=args.progress), (
+                resume=args.resume, keep_checkpoints=args.keep_checkpoints,
+                export=not args.no_export, progress=args.progress), (
         dataset, source)
 
 
@@ -155,6 +159,15 @@ def train_from_args(args, repo_root):
     data = None
     try:
         fields, (dataset, source) = config_from_args(args, repo_root)
+        check_folder(fields["model_dir"], "--model_dir")
+        check_folder(fields["log_dir"], "--log_dir")
+        check_cluster(fields["strategy"])
+        if fields["resume"] and complete_checkpoints(
+                os.path.join(fields["model_dir"], "checkpoints")) and not check_resume(
+                fields["model_dir"], fields):
+            print(f"warning: {fields['model_dir']} has checkpoints but no model_spec.json (a "
+                  "run of an older version): resuming the model the flags describe; the "
+                  "checkpoint must fit it", file=sys.stderr, flush=True)
         data = dataset.open(source, args.data_dir, repo_root)
         print(f"==== data: {data.description}", flush=True)
         return run(RunConfig(data=data, **fields))

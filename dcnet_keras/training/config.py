@@ -30,6 +30,7 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     resume: bool = True
+    keep_checkpoints: int = None
     export: bool = True
     progress: bool = True
 

@@ -60,6 +60,8 @@ def add_run_flags(parser, name):
     add("--debias_moving_averages", action="store_true",
         help="zero-debias the moving averages (the original does not: its inference-mode "
              "accuracy means little before ~2000 iterations)")
+    add("--keep_checkpoints", type=positive(int), default=None,
+        help="keep only the newest N checkpoints (default: every one, as the original)")
     add("--no_export", action="store_true", help="skip the final .keras file and SavedModel")
     add("--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar")
