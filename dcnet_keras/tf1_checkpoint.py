@@ -27,6 +27,7 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from dcnet_keras.data.errors import first_line
 from dcnet_keras.layers import DecoupledConv2D, PlainConv2D, TF1BatchNormalization, TF1PReLU
 from dcnet_keras.layers.walk import all_layers
 from dcnet_keras.models.naming import tf1_scope
@@ -127,14 +128,9 @@ def _is_model_variable(name):
     return not (len(parts) > 1 and parts[-2] == _SHADOW)  # debias bookkeeping
 
 
-def _first_line(error):
-    text = str(getattr(error, "message", None) or error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def _unreadable(path, what, error):
     return CheckpointMismatchError(
-        f"path: cannot read a TF1 checkpoint at {path!r}: {what}: {_first_line(error)}")
+        f"path: cannot read a TF1 checkpoint at {path!r}: {what}: {first_line(error)}")
 
 
 #: what reading a checkpoint raises on a missing, truncated or corrupt file:

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from dcnet_keras.export import ExportError, checkpoint_prefix
 from dcnet_keras.training import checkpoints
-from dcnet_keras.training.checkpoints import (CheckpointError, CheckpointMismatchError,
+from dcnet_keras.training.checkpoints import (CheckpointError, CheckpointDoesNotFitError,
                                               complete_checkpoints, make_manager,
                                               newest_readable, remove_stale_temporaries,
                                               restore_newest)
@@ -267,7 +267,7 @@ def test_a_model_mismatch_is_an_error_never_a_fall_back(run, kind):
             truncate(prefix_of(folder, 30) + DATA, 0.5)
         checkpoint, variables, _ = build(**options)
         lines = []
-        with pytest.raises(CheckpointMismatchError) as caught:
+        with pytest.raises(CheckpointDoesNotFitError) as caught:
             restore_newest(checkpoint, folder, warn=lines.append)
         message = str(caught.value)
         newest = prefix_of(folder, 20 if damaged else 30)
@@ -454,5 +454,5 @@ def test_cnn9_fall_back_and_widths_mismatch(tmp_path):
     assert restore_newest(fresh_checkpoint, folder, warn=lines.append)[0] == prefix_of(folder, 1)
     assert len(lines) == 1 and prefix_of(folder, 2) + DATA in lines[0]
     assert_same(snapshot(fresh.weights), expected[1])
-    with pytest.raises(CheckpointMismatchError, match="does not fit the model"):
+    with pytest.raises(CheckpointDoesNotFitError, match="does not fit the model"):
         restore_newest(cnn9((4, 4, 8))[1], folder, warn=lines.append)

@@ -42,7 +42,7 @@ import os
 import numpy as np
 
 from dcnet_keras.data import cifar_files, cifar_pipelines
-from dcnet_keras.data.errors import DataError
+from dcnet_keras.data.errors import DataError, first_line
 from dcnet_keras.data.synthetic import synthetic_cifar
 
 SOURCES = ("auto", "binary", "pickle", "tfds", "synthetic")
@@ -115,10 +115,6 @@ def get_format(name):
 # --------------------------------------------------------------------------- the DataSource
 
 
-def _first_line(error):
-    text = str(getattr(error, "message", error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
 
 @dataclasses.dataclass(eq=False)
 class CifarSource:
@@ -162,7 +158,7 @@ class CifarSource:
 
     def explain(self, error):
         """The first line of ``error`` (the data were checked when read; no files to scan)."""
-        return _first_line(error)
+        return first_line(error)
 
 
 def _source(fmt, kind, description, train, test):
@@ -255,7 +251,7 @@ def _tfds_arrays(tfds, dataset, where):
             labels.append(np.asarray(batch["label"]))
         except (KeyError, TypeError, IndexError) as e:
             raise DataError(f"{where}: no 'image'/'label' fields ({type(e).__name__}: "
-                            f"{_first_line(e)})") from e
+                            f"{first_line(e)})") from e
     if not images:
         raise DataError(f"{where}: no images")
     return np.concatenate(images), np.concatenate(labels)
@@ -276,7 +272,7 @@ def load_tfds(fmt, data_dir=None):
         tfds = _import_tfds()
     except Exception as e:  # ImportError, or an error inside the package's own imports
         raise DataError(f"could not import tensorflow_datasets for {where}: {type(e).__name__}: "
-                        f"{_first_line(e)}; install the requirements (pip install -r "
+                        f"{first_line(e)}; install the requirements (pip install -r "
                         f"requirements.txt), or pass {_folder_hint(fmt)}") from e
     try:
         splits = tfds.load(fmt.name, split=["train", "test"], batch_size=TFDS_READ_BATCH,
@@ -286,7 +282,7 @@ def load_tfds(fmt, data_dir=None):
     except DataError:
         raise
     except Exception as e:  # download, network, corrupt cache ...
-        raise DataError(f"could not load {where}: {type(e).__name__}: {_first_line(e)}; "
+        raise DataError(f"could not load {where}: {type(e).__name__}: {first_line(e)}; "
                         f"without network access pass {_folder_hint(fmt)}") from e
     checked = []
     for split, (images, labels) in zip(("train", "test"), arrays):

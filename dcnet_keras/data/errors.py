@@ -6,3 +6,10 @@ class DataError(ValueError):
 
     def __init__(self, message):
         super().__init__(" ".join(str(message).split()))
+
+
+def first_line(error):
+    """The first line of an exception's message (TensorFlow's ``message`` when it has one),
+    or its type name when the message is empty."""
+    text = str(getattr(error, "message", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

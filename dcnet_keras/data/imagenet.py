@@ -25,7 +25,7 @@ import sys
 
 import tensorflow as tf
 
-from dcnet_keras.data.errors import DataError
+from dcnet_keras.data.errors import DataError, first_line
 from dcnet_keras.data.imagenet_preprocessing import eval_preprocess, train_preprocess
 from dcnet_keras.data.imagenet_records import (checked_label, decode_jpeg, error_line,
                                                file_records, parse_record, shard_files)
@@ -173,10 +173,6 @@ def eval_dataset(data_dir, batch_size, source="tfrecord"):
 # --------------------------------------------------------------------------- the DataSource
 
 
-def _first_line(error):
-    text = str(getattr(error, "message", error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
 
 class ImageNetSource:
     """ImageNet as a ``DataSource`` (protocol: ``dcnet_keras.data.registry``).
@@ -228,15 +224,15 @@ class ImageNetSource:
         its line, or the error's first line when every record is fine. tfds: the error's
         first line.
         """
-        first_line = _first_line(error)
+        line = first_line(error)
         if self.source != "tfrecord":
-            return first_line
+            return line
         from dcnet_keras.data.imagenet_forensics import find_bad_record
 
         print("==== the input pipeline failed; scanning the shards for the bad record ...",
               file=sys.stderr, flush=True)
         files = shard_files(self.data_dir, "train") + shard_files(self.data_dir, "validation")
-        return find_bad_record(files) or first_line
+        return find_bad_record(files) or line
 
 
 def open_source(spec, source, data_dir, default_dir):

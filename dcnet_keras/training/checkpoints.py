@@ -51,7 +51,7 @@ class CheckpointError(ValueError):
     (a one-line message naming the folder)."""
 
 
-class CheckpointMismatchError(CheckpointError):
+class CheckpointDoesNotFitError(CheckpointError):
     """A readable checkpoint whose variables do not fit the model being restored
     (another variant, widths, units, classes or network)."""
 
@@ -255,7 +255,7 @@ def restore_newest(checkpoint, folder, warn=print_to_stderr, name=CHECKPOINT_NAM
     was assigned, and since ``assert_existing_objects_matched`` requires a
     value for every existing variable, every variable then holds the older
     checkpoint's value.  Intact, the checkpoint does not fit the model (a
-    variable it lacks, another shape or dtype): :class:`CheckpointMismatchError`,
+    variable it lacks, another shape or dtype): :class:`CheckpointDoesNotFitError`,
     never a fall back to an older one.
     ``(None, [])`` when ``folder`` holds no checkpoint; :class:`CheckpointError`
     (nothing assigned, nothing on disk touched) when none is readable.
@@ -271,7 +271,7 @@ def restore_newest(checkpoint, folder, warn=print_to_stderr, name=CHECKPOINT_NAM
         except Exception as error:
             problem = unreadable_part(prefix)  # bytes gone bad since the check, or a misfit?
             if problem is None:
-                raise CheckpointMismatchError(
+                raise CheckpointDoesNotFitError(
                     f"checkpoint: {prefix} in {folder} does not fit the model (another preset, "
                     f"variant, widths, units, classes or network?): {_one_line(error)}"
                 ) from None
