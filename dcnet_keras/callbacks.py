@@ -1,6 +1,7 @@
 """The original's weight projection, as a function and a Keras callback."""
 
 import keras
+from keras import ops
 
 from dcnet_keras.layers.decoupled_conv import DecoupledConv2D
 from dcnet_keras.layers.walk import all_layers
@@ -38,6 +39,14 @@ def projection_due(iterations, interval=PROJECTION_INTERVAL):
     """
     iterations = _as_int(iterations)
     return iterations > 1 and iterations % interval == 1
+
+
+def projection_due_tensor(iterations, interval=PROJECTION_INTERVAL):
+    """:func:`projection_due` as a boolean tensor, for use inside a compiled step (no
+    read back to the host): ``iterations > 1 and iterations % interval == 1``."""
+    iterations = ops.convert_to_tensor(iterations)
+    return ops.logical_and(ops.greater(iterations, 1),
+                           ops.equal(ops.mod(iterations, interval), 1))
 
 
 def projection_crossed(previous, current, interval=PROJECTION_INTERVAL):

@@ -10,6 +10,8 @@ for the same reason.)
 
 from keras import backend, ops
 
+from dcnet_keras.operators import centered_second_moment
+
 
 def _replica_context():
     if backend.backend() != "tensorflow":
@@ -39,8 +41,10 @@ def global_mean(value):
 def moments(x, axes):
     """Biased batch mean and variance over ``axes`` (``tf.nn.moments``), global.
 
-    ``var = mean((x - mean)^2)`` with the global mean, as one device computes it.
+    ``var = mean((x - mean)^2)`` with the global mean, as one device computes it
+    (:func:`~dcnet_keras.operators.centered_second_moment`: the same number, with a
+    gradient that keeps no full-size temporary).
     """
     mean = global_mean(ops.mean(x, axis=axes))
-    var = global_mean(ops.mean(ops.square(x - ops.stop_gradient(mean)), axis=axes))
+    var = global_mean(centered_second_moment(x, mean, axes))
     return mean, var

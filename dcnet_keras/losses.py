@@ -27,9 +27,12 @@ def per_example_cross_entropy(labels, logits):
     """``l_n = -sum_k t_nk * log(softmax_k(logits_n) + 1e-4)``, shape ``[N]``.
 
     ``t = 0.99 * onehot(labels) + 0.01 / K``; ``labels`` are integer class ids
-    ``[N]`` or ``[N, 1]`` (any numeric dtype; cast to int32), ``logits`` ``[N, K]``.
+    ``[N]`` or ``[N, 1]`` (any numeric dtype; cast to int32), ``logits`` ``[N, K]``
+    (float16 / bfloat16 logits are cast to float32 first).
     """
     num_classes = logits.shape[-1]
+    if logits.dtype in ("float16", "bfloat16"):  # a mixed-precision model's half logits
+        logits = ops.cast(logits, "float32")
     logits = ops.reshape(logits, (-1, num_classes))
     probabilities = ops.softmax(logits, axis=-1) + PROBABILITY_FLOOR
     onehot = ops.one_hot(ops.reshape(ops.cast(labels, "int32"), (-1,)), num_classes,

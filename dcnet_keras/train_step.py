@@ -12,7 +12,8 @@ statistics; the moving averages take their step in the same forward, as the
 original's ``tf.cond`` branch does), ``loss = fit + reg + orth`` through
 :func:`dcnet_keras.losses.loss_terms`, the gradient of the total, one optimiser
 update, then the weight projection when it is due (after updates 101, 201, ...;
-:func:`dcnet_keras.callbacks.projection_due`).  The values returned are those
+:func:`dcnet_keras.callbacks.projection_due`), decided inside the compiled step so that
+nothing is read back to the host: a step returns tensors and waits for nothing.  The values returned are those
 computed before the update, as the original logs them.
 
 Under a ``tf.distribute`` strategy (create the model and the optimiser under
@@ -25,22 +26,26 @@ gradients, so N replicas make the update one device would make.
 import tensorflow as tf
 
 from dcnet_keras.accuracy import count_in_top_k
-from dcnet_keras.callbacks import project_weights, projection_due
+from dcnet_keras.callbacks import project_weights, projection_due_tensor
 from dcnet_keras.losses import loss_terms
 
 #: what a step returns.
 VALUES = ("fit", "reg", "orth", "loss", "top1", "top5")
 
 
-def gradients(model, images, labels, scale=1.0):
+def gradients(model, images, labels, scale=1.0, optimizer=None):
     """``(terms, logits, grads)`` of one training-mode forward: ``terms`` from
     :func:`~dcnet_keras.losses.loss_terms`, ``grads`` of ``scale * terms["loss"]``
-    for ``model.trainable_variables``.  Nothing is updated but the moving averages
-    (as in the original, the forward itself updates them)."""
+    for ``model.trainable_variables``, times ``optimizer``'s loss scale when it has one
+    (``keras.optimizers.LossScaleOptimizer`` for float16: its ``apply`` divides the
+    gradients by it again).  Nothing is updated but the moving averages (as in the
+    original, the forward itself updates them)."""
     with tf.GradientTape() as tape:
         logits = model(images, training=True)
         terms = loss_terms(model, labels, logits)
         objective = terms["loss"] * scale if scale != 1.0 else terms["loss"]
+        if optimizer is not None:
+            objective = optimizer.scale_loss(objective)
     return terms, logits, tape.gradient(objective, model.trainable_variables)
 
 
@@ -52,6 +57,9 @@ class TrainStep:
       strategy: a ``tf.distribute`` strategy; default the current one (one device).
       project: apply the original's weight projection after updates 101, 201, ...
       jit_compile: compile the step with XLA.
+
+    Under a mixed-precision policy build the model under it; for float16 wrap the
+    optimiser in ``keras.optimizers.LossScaleOptimizer`` (the step scales the loss).
     """
 
     def __init__(self, model, optimizer, strategy=None, project=True, jit_compile=False):
@@ -82,7 +90,8 @@ class TrainStep:
             local = batch // replicas
             start = ctx.replica_id_in_sync_group * local
             images, labels = images[start:start + local], labels[start:start + local]
-        terms, logits, grads = gradients(self.model, images, labels, 1.0 / replicas)
+        terms, logits, grads = gradients(self.model, images, labels, 1.0 / replicas,
+                                         self.optimizer)
         self.optimizer.apply(grads, self.model.trainable_variables)
         count = tf.cast(tf.shape(logits)[0], tf.float32)
         terms["top1"] = count_in_top_k(labels, logits, 1) / count
@@ -92,11 +101,22 @@ class TrainStep:
     def _distributed_step(self, images, labels):
         per_replica = self.strategy.run(self._replica_step, args=(images, labels))
         mean = tf.distribute.ReduceOp.MEAN
-        return {name: self.strategy.reduce(mean, per_replica[name], axis=None)
-                for name in VALUES}
+        values = {name: self.strategy.reduce(mean, per_replica[name], axis=None)
+                  for name in VALUES}
+        if self.project:
+            self._project_when_due()
+        return values
+
+    def _project_when_due(self):
+        """The projection after the update that made ``iterations`` 101, 201, ... (in the
+        graph, after the update: it reads the filters the update wrote)."""
+        def project():
+            project_weights(self.model)
+            return tf.constant(True)
+
+        tf.cond(projection_due_tensor(self.optimizer.iterations), project,
+                lambda: tf.constant(False))
 
     def __call__(self, images, labels):
-        values = self._step(images, labels)
-        if self.project and projection_due(self.optimizer.iterations):
-            project_weights(self.model)
-        return values
+        """One iteration; returns the values as tensors (reading them waits for the step)."""
+        return self._step(images, labels)

@@ -376,6 +376,47 @@ def test_projection_due():
     assert projection_due(keras.Variable(201, dtype="int64"))
 
 
+def test_projection_due_tensor_matches_the_host_rule():
+    from dcnet_keras.callbacks import projection_due_tensor
+
+    iterations = np.arange(0, 1003, dtype=np.int64)
+    due = keras.ops.convert_to_numpy(projection_due_tensor(iterations))
+    assert list(iterations[due]) == [i for i in range(0, 1003) if projection_due(i)]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TrainStep is TensorFlow's")
+def test_train_step_projects_in_the_graph_after_update_101():
+    """With learning rate 0 an update changes nothing, so the filters after the update
+    that makes iterations 101 are exactly the projection of those before, and after
+    the one that makes 102 they are unchanged."""
+    from dcnet_keras.train_step import TrainStep
+
+    model = _tiny_projection_model()
+    randomize(model, seed=5)
+    inputs = keras.Input((8, 8, 3))
+    scored = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(model(inputs)))
+    optimizer = keras.optimizers.SGD(0.0)
+    step = TrainStep(scored, optimizer)
+    optimizer.iterations.assign(100)
+    decoupled = [model.get_layer("inner").get_layer("dec"), model.get_layer("outer_dec")]
+    weighted = model.get_layer("inner").get_layer("weighted")
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype(np.float32)
+    y = np.array([0, 1], np.int32)
+
+    def kernels():
+        return [layer.kernel.numpy().copy() for layer in decoupled + [weighted]]
+
+    before = kernels()
+    step(x.copy(), y)  # update 101
+    after = kernels()
+    for b, a in zip(before[:2], after[:2]):
+        np.testing.assert_allclose(a, np_project(b), rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(after[2], before[2])  # weighted: never projected
+    step(x.copy(), y)  # update 102
+    for a, b in zip(kernels(), after):
+        np.testing.assert_array_equal(a, b)
+
+
 def _tiny_projection_model():
     inputs = keras.Input((8, 8, 3))
     x = DecoupledConv2D(4, 3, magnitude="tanh", angular="cos", name="dec")(inputs)

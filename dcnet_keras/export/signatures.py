@@ -156,7 +156,8 @@ def serving_functions(model, kind, class_names=None):
 
     @tf.function(input_signature=[any_shape_float])
     def serve(images):
-        return run(checked(images, "serve", "images", network_shape, network_describe))
+        return tf.cast(run(checked(images, "serve", "images", network_shape, network_describe)),
+                       tf.float32)
 
     signatures = {"serving_default": serving_default, "serving_bytes": serving_bytes}
     if kind == "imagenet":

@@ -38,24 +38,29 @@ class TF1BatchNormalization(keras.layers.Layer):
     def build(self, input_shape):
         channels = image_input_shape(self.name, input_shape)
         regularizer = TF1WeightDecay(self.weight_decay) if self.weight_decay else None
+        # float32 whatever the compute dtype: the statistics and the affine map are formed
+        # in float32 and cast once (see ``call``).
         self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones",
-                                     regularizer=regularizer)
+                                     regularizer=regularizer, autocast=False)
         self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros",
-                                    regularizer=regularizer)
+                                    regularizer=regularizer, autocast=False)
         self.moving_mean = MovingAverage(self, "moving_mean", (channels,), self.decay,
                                          self.zero_debias)
         self.moving_variance = MovingAverage(self, "moving_variance", (channels,), self.decay,
                                              self.zero_debias)
 
     def call(self, inputs, training=False):
+        """Under a mixed policy the moments are taken of the float32 inputs and
+        ``g``, ``beta - mean * g`` are formed in float32, then cast to the compute dtype."""
         if training:
-            mean, var = distribute.moments(inputs, axes=(0, 1, 2))
+            mean, var = distribute.moments(ops.cast(inputs, "float32"), axes=(0, 1, 2))
             self.moving_mean.update(mean)
             self.moving_variance.update(var)
         else:
             mean, var = self.moving_mean.value, self.moving_variance.value
         scale = ops.rsqrt(var + self.epsilon) * self.gamma
-        return inputs * scale + (self.beta - mean * scale)
+        shift = self.beta - mean * scale
+        return inputs * ops.cast(scale, self.compute_dtype) + ops.cast(shift, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

@@ -62,6 +62,9 @@ class DecoupledConv2D(keras.layers.Layer):
         or ``"ones_filter"`` (the original's ``[k, k, Cin, 1]`` ones convolution:
         the same number, rounded exactly as the original on TensorFlow).
       kernel_initializer: default ``N(0, sqrt(2 / (k*k*Cin)))`` (CIFAR code).
+      rematerialize: in training, recompute the response's elementwise intermediates
+        in the backward pass instead of keeping them (``keras.remat``; the same
+        numbers, less memory: see the README's "Speed").
 
     Every number must be finite in float32 (``nan``, ``inf`` and values beyond
     3.4e38 raise a ``ValueError`` naming the argument); positive ones must stay
@@ -75,7 +78,7 @@ class DecoupledConv2D(keras.layers.Layer):
                  angular="cos", alpha=1.0, beta=None, radius="learned", relative_radius=True,
                  sigmoid_k=0.3, weighted=False, orthogonality=1e-5, decay=0.999,
                  zero_debias=False, mean_epsilon=0.0, patch_norm="box", kernel_initializer=None,
-                 **kwargs):
+                 rematerialize=True, **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int("filters", filters)
         self.kernel_size = int_pair("kernel_size", kernel_size)
@@ -102,6 +105,7 @@ class DecoupledConv2D(keras.layers.Layer):
         self.zero_debias = bool(zero_debias)
         self.mean_epsilon = non_negative_float("mean_epsilon", mean_epsilon)
         self.patch_norm = choice("patch_norm", patch_norm, operators.PATCH_NORMS)
+        self.rematerialize = bool(rematerialize)
         self.kernel_initializer = keras.initializers.get(
             kernel_initializer if kernel_initializer is not None else he_normal_untruncated())
 
@@ -146,50 +150,85 @@ class DecoupledConv2D(keras.layers.Layer):
         return not self.weighted
 
     def build(self, input_shape):
+        # kernel and radius are read in float32 whatever the compute dtype (autocast off):
+        # the norms and rho are formed in float32 and only then cast (see ``call``).
         build_kernel(self, input_shape,
-                     FilterOrthogonality(self.orthogonality) if self.orthogonality else None)
+                     FilterOrthogonality(self.orthogonality) if self.orthogonality else None,
+                     autocast=False)
         if self.uses_radius and self.radius == "learned":
             self.radius_weight = self.add_weight(name="radius", shape=(self.filters,),
-                                                 initializer="ones")
+                                                 initializer="ones", autocast=False)
         if self.uses_patch_norm_mean:
             self.moving_patch_norm_mean = MovingAverage(
                 self, "moving_patch_norm_mean", (), self.decay, self.zero_debias)
 
     def _radius_parts(self, xn, training):
-        """``(scale, r2)`` with ``rho = r2 * scale``; ``None`` if unused."""
+        """``(scale, r2)`` with ``rho = r2 * scale`` in float32; ``None`` if unused."""
         if not self.uses_radius:
             return None
         if self.radius == "learned":
             r2 = operators.squared_radius(self.radius_weight)
         else:
-            r2 = ops.convert_to_tensor(self.radius, dtype=self.compute_dtype)
+            r2 = ops.convert_to_tensor(self.radius, dtype="float32")
         if not self.uses_patch_norm_mean:
-            return ops.ones((), dtype=self.compute_dtype), r2
+            return ops.ones((), dtype="float32"), r2
         if training:
             m = distribute.global_mean(ops.mean(xn))
             self.moving_patch_norm_mean.update(m)
         else:
-            m = ops.cast(self.moving_patch_norm_mean.value, self.compute_dtype)
+            m = ops.convert_to_tensor(self.moving_patch_norm_mean.value)
         if self.mean_epsilon:
             m = m + self.mean_epsilon
         return m, r2
 
     def call(self, inputs, training=False):
-        kernel = ops.cast(self.kernel, self.compute_dtype)
-        u = operators.conv2d(inputs, operators.normalize_filter(kernel), self.strides,
+        """``h(|x|) g(theta)`` in the compute dtype; under a mixed policy (float16,
+        bfloat16) the filter norm, the patch norm (whose sum of ``x^2`` over ``k*k*Cin``
+        cells overflows float16 at 65504), ``m``, ``rho`` and its moving average are
+        formed in float32 and cast to the compute dtype afterwards."""
+        dtype = self.compute_dtype
+
+        def compute(value):
+            return None if value is None else ops.cast(value, dtype)
+
+        kernel = ops.cast(self.kernel, "float32")
+        u = operators.conv2d(inputs, compute(operators.normalize_filter(kernel)), self.strides,
                              self.padding)
         xn = None
         if self.uses_patch_norm or self.uses_patch_norm_mean:
-            xn = operators.patch_norm(inputs, self.kernel_size, self.strides, self.padding,
-                                      self.patch_norm)
+            xn = operators.patch_norm(ops.cast(inputs, "float32"), self.kernel_size,
+                                      self.strides, self.padding, self.patch_norm)
         rho_parts = self._radius_parts(xn, training)
         weight_factor = None
         if self.weighted:
-            weight_factor = operators.weight_magnitude_factor(
-                self.magnitude, kernel, rho_parts, self.alpha, self.beta)
-        return operators.decoupled_response(
-            u, xn, self.magnitude, self.angular, rho_parts, self.alpha, self.beta,
-            self.sigmoid_k, weight_factor)
+            weight_factor = compute(operators.weight_magnitude_factor(
+                self.magnitude, kernel, rho_parts, self.alpha, self.beta))
+        if rho_parts is not None:
+            rho_parts = tuple(compute(part) for part in rho_parts)
+        return self._response(u, compute(xn), rho_parts, weight_factor, training)
+
+    def _response(self, u, xn, rho_parts, weight_factor, training):
+        """:func:`~dcnet_keras.operators.decoupled_response`; in training with
+        ``rematerialize`` under ``keras.remat``: the backward pass keeps only the
+        response's inputs (``u``, ``xn``, ``rho``) and recomputes its elementwise
+        intermediates (the same numbers: the same ops run again)."""
+        has_xn, has_rho, has_factor = xn is not None, rho_parts is not None, weight_factor is not None
+
+        def response(*tensors):
+            tensors = list(tensors)
+            u = tensors.pop(0)
+            xn = tensors.pop(0) if has_xn else None
+            rho = (tensors.pop(0), tensors.pop(0)) if has_rho else None
+            factor = tensors.pop(0) if has_factor else None
+            return operators.decoupled_response(
+                u, xn, self.magnitude, self.angular, rho, self.alpha, self.beta,
+                self.sigmoid_k, factor)
+
+        tensors = [u] + ([xn] if has_xn else []) + (list(rho_parts) if has_rho else []) + (
+            [weight_factor] if has_factor else [])
+        if training and self.rematerialize and len(tensors) > 1:
+            return keras.remat(response)(*tensors)
+        return response(*tensors)
 
     def project_filter(self):
         """The original's weight projection: ``kernel <- kernel / sqrt(sum kernel^2 + 1e-4)``."""
@@ -211,5 +250,6 @@ class DecoupledConv2D(keras.layers.Layer):
             relative_radius=self.relative_radius, sigmoid_k=self.sigmoid_k,
             weighted=self.weighted, orthogonality=self.orthogonality, decay=self.decay,
             zero_debias=self.zero_debias, mean_epsilon=self.mean_epsilon,
-            patch_norm=self.patch_norm, kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
+            patch_norm=self.patch_norm, rematerialize=self.rematerialize,
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer))
         return config

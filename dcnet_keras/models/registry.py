@@ -9,6 +9,13 @@ classes; ``build_model`` takes either::
 
     build_model("tanh_cos")                                   # a preset
     build_model("cnn9", variant="ball_cos", num_classes=10, batch_norm=False)
+    build_model("cnn9", include_top=False, pooling="avg")     # features [N, 256]
+
+``include_top``, ``pooling`` and ``input_shape`` (:data:`HEAD_ARGUMENTS`, the
+``keras.applications`` arguments) choose how a model is built, not which weights
+it holds: they are keyword arguments of :func:`build_model` and
+:func:`build_from_spec`, never network options, so a :class:`ModelSpec` (and
+``model_spec.json``) does not hold them.
 """
 
 import dataclasses
@@ -27,6 +34,9 @@ from dcnet_keras.variants import parse_variant
 
 #: input kinds: what the model's input is (and so which serving signatures it gets).
 INPUT_KINDS = {"cifar": (32, 32, 3), "imagenet": (224, 224, 3)}
+#: builder arguments that are not network options: the ``keras.applications`` ones, with
+#: their defaults (the network with its top, at its own input shape).
+HEAD_ARGUMENTS = {"include_top": True, "pooling": None, "input_shape": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +71,13 @@ NETWORKS = Registry("network")
 
 
 def register_network(name, builder, **fields):
-    """Register ``builder(conv, norm, num_classes, **options[, weight_decay], name)``;
-    its other keyword arguments (with their defaults) are the network's options."""
+    """Register ``builder(conv, norm, num_classes, **options[, weight_decay][, include_top,
+    pooling, input_shape], name)``; its other keyword arguments (with their defaults) are
+    the network's options (:data:`HEAD_ARGUMENTS` are not options)."""
     parameters = inspect.signature(builder).parameters
     options = {k: p.default for k, p in parameters.items()
-               if k not in ("conv", "norm", "num_classes", "weight_decay", "name")}
+               if k not in ("conv", "norm", "num_classes", "weight_decay", "name")
+               and k not in HEAD_ARGUMENTS}
     return NETWORKS.register(name, Network(name=name, builder=builder, options=options,
                                            **fields))
 
@@ -174,8 +186,28 @@ def preset_of(spec, dataset):
     return None
 
 
-def build_from_spec(spec, name=None):
-    """The Keras model of a :class:`ModelSpec` (or of its ``to_dict()``)."""
+def head_arguments(network, include_top=True, pooling=None, input_shape=None):
+    """The :data:`HEAD_ARGUMENTS` to pass to ``network``'s builder: those that differ from
+    their defaults (a builder without them is then refused: a ValueError naming the
+    argument); the builder checks their values."""
+    given = dict(include_top=include_top, pooling=pooling, input_shape=input_shape)
+    parameters = inspect.signature(network.builder).parameters
+    chosen = {}
+    for key, value in given.items():
+        if value is HEAD_ARGUMENTS[key]:
+            continue
+        if key not in parameters:
+            raise ValueError(f"{key}: network {network.name!r} takes no {key} argument, "
+                             f"received {value!r}")
+        chosen[key] = value
+    return chosen
+
+
+def build_from_spec(spec, name=None, include_top=True, pooling=None, input_shape=None):
+    """The Keras model of a :class:`ModelSpec` (or of its ``to_dict()``); ``include_top``,
+    ``pooling``, ``input_shape`` as in ``keras.applications`` (see the network's builder:
+    ``include_top=False`` ends at the last feature map, ``pooling`` ``"avg"``/``"max"``
+    pools it to ``[N, C]``)."""
     if isinstance(spec, dict):
         spec = ModelSpec(**spec)
     network = get_network(spec.network)
@@ -188,11 +220,13 @@ def build_from_spec(spec, name=None):
     kwargs = dict(spec.options, num_classes=spec.num_classes, name=model_name)
     if "weight_decay" in inspect.signature(network.builder).parameters:
         kwargs["weight_decay"] = network.weight_decay  # the builder's own plain layers
+    kwargs.update(head_arguments(network, include_top, pooling, input_shape))
     return network.builder(conv, norm, **kwargs)
 
 
 def build_model(name, variant=None, num_classes=None, batch_norm=None, zero_debias=False,
-                patch_norm="box", conv_options=None, model_name=None, **options):
+                patch_norm="box", conv_options=None, model_name=None, include_top=True,
+                pooling=None, input_shape=None, **options):
     """A Keras model of the preset or network ``name``.
 
     Args:
@@ -209,8 +243,16 @@ def build_model(name, variant=None, num_classes=None, batch_norm=None, zero_debi
       conv_options: further ``DecoupledConv2D`` arguments (``alpha``, ``radius``,
         ``sigmoid_k``, ``weighted``, ...).
       model_name: the Keras model's name.
+      include_top: ``False`` drops the classifier (and its pooling): the model ends at
+        the last feature map ``[N, h, w, C]``.
+      pooling: with ``include_top=False``: ``None`` (the feature map), ``"avg"`` or
+        ``"max"`` (global pooling to ``[N, C]``).
+      input_shape: ``(height, width, channels)``, default the network's; other sizes
+        need ``include_top=False``.
       **options: the network's own (``widths``, ``units_per_stage``, ``relu``, ...).
+
+    The logits (with the top) are float32 under any dtype policy.
     """
     spec = resolve(name, variant, num_classes, batch_norm, zero_debias, patch_norm,
                    conv_options, **options)
-    return build_from_spec(spec, model_name)
+    return build_from_spec(spec, model_name, include_top, pooling, input_shape)

@@ -145,7 +145,9 @@ def config_from_args(args, repo_root):
                 model_dir=model_dir, log_dir=log_dir, input_kind=network.input_kind,
                 strategy=args.strategy, seed=args.seed, deterministic=args.deterministic,
                 resume=args.resume, keep_checkpoints=args.keep_checkpoints,
-                export=not args.no_export, progress=args.progress), (
+                export=not args.no_export, progress=args.progress,
+                check_every=args.check_every, summary_every=args.summary_every,
+                mixed_precision=args.mixed_precision, jit_compile=args.jit_compile), (
         dataset, source)
 
 

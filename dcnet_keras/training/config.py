@@ -7,6 +7,13 @@ import os
 from dcnet_keras.models.registry import ModelSpec
 from dcnet_keras.recipes import Recipe
 
+#: ``--mixed_precision`` -> the Keras global dtype policy the model is built under
+#: (``None``: the default, float32 throughout).
+MIXED_PRECISION_POLICIES = {"off": None, "float16": "mixed_float16",
+                            "bfloat16": "mixed_bfloat16"}
+#: ``--jit_compile`` settings (``auto``: on when TensorFlow sees a GPU).
+JIT_COMPILE = ("auto", "on", "off")
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
@@ -14,7 +21,14 @@ class RunConfig:
 
     ``name``: the run's name (``log/<name>``, ``model/<name>``, ``<name>.keras``);
     ``dataset``: its registry name; ``data``: the opened ``DataSource`` (:mod:`dcnet_keras.data.registry`);
-    ``input_kind``: ``cifar`` or ``imagenet`` (the serving signatures).
+    ``input_kind``: ``cifar`` or ``imagenet`` (the serving signatures);
+    ``check_every``: the loss terms are read back and checked for non-finite values every
+    this many iterations (and before every log line, summary, test, save and export);
+    ``summary_every``: TensorBoard training scalars at the iterations ``i`` with
+    ``i % summary_every == 0``;
+    ``mixed_precision``: ``off``, ``float16`` (Keras policy ``mixed_float16``, loss scaling)
+    or ``bfloat16`` (``mixed_bfloat16``), see :data:`MIXED_PRECISION_POLICIES`;
+    ``jit_compile``: ``on``, ``off`` or ``auto`` (on when TensorFlow sees a GPU).
     """
 
     name: str
@@ -33,6 +47,23 @@ class RunConfig:
     keep_checkpoints: int = None
     export: bool = True
     progress: bool = True
+    check_every: int = 10
+    summary_every: int = 10
+    mixed_precision: str = "off"
+    jit_compile: str = "auto"
+
+    def __post_init__(self):
+        for field in ("check_every", "summary_every"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field}: expected a positive integer, received {value!r}")
+        if self.mixed_precision not in MIXED_PRECISION_POLICIES:
+            raise ValueError(f"mixed_precision: expected one of "
+                             f"{', '.join(MIXED_PRECISION_POLICIES)}, received "
+                             f"{self.mixed_precision!r}")
+        if self.jit_compile not in JIT_COMPILE:
+            raise ValueError(f"jit_compile: expected one of {', '.join(JIT_COMPILE)}, "
+                             f"received {self.jit_compile!r}")
 
 
 def default_folders(repo_root, name, model_dir=None, log_dir=None):

@@ -7,6 +7,7 @@ to the recipe's numbers in the original scripts, whose ``--help`` shows them.
 import argparse
 
 from dcnet_keras.model_flags import positive
+from dcnet_keras.training.config import JIT_COMPILE, MIXED_PRECISION_POLICIES
 from dcnet_keras.training.distribution import STRATEGIES
 
 STRATEGY_HELP = ("auto: MirroredStrategy over all GPUs if several, else one device; mirrored: "
@@ -43,7 +44,8 @@ def add_recipe_flags(parser, recipe=None):
 
 
 def add_run_flags(parser, name):
-    """Folders, strategy, seed, resume and output flags; ``name`` is the default folder name."""
+    """Folders, strategy, seed, resume, output, precision and compilation flags; ``name`` is
+    the default folder name."""
     group = parser.add_argument_group("run")
     add = group.add_argument
     add("--model_dir", default=None,
@@ -64,5 +66,19 @@ def add_run_flags(parser, name):
         help="keep only the newest N checkpoints (default: every one, as the original)")
     add("--no_export", action="store_true", help="skip the final .keras file and SavedModel")
     add("--progress", action=argparse.BooleanOptionalAction, default=True,
-        help="show a progress bar")
+        help="show a progress bar below the log lines when stdout is a terminal (never on a "
+             "file or a pipe, which get the log lines only)")
+    add("--check_every", type=positive(int), default=10,
+        help="read the step's losses back from the device and stop on a non-finite one every "
+             "this many iterations (also before every log line, summary, test, checkpoint "
+             "and export); the error names the first bad iteration")
+    add("--summary_every", type=positive(int), default=10,
+        help="TensorBoard training scalars every this many iterations (from iteration 0), "
+             "independent of --log_every")
+    add("--mixed_precision", default="off", choices=tuple(MIXED_PRECISION_POLICIES),
+        help="float16: Keras policy mixed_float16 with loss scaling; bfloat16: "
+             "mixed_bfloat16 (variables stay float32); a resume must keep it")
+    add("--jit_compile", default="auto", choices=JIT_COMPILE,
+        help="compile the training step and the test forward with XLA (auto: on when "
+             "TensorFlow sees a GPU)")
     return group

@@ -10,8 +10,23 @@ the loop a final checkpoint and test labelled with the last ``i``.
 Checkpoints hold the model, the optimiser, the next iteration and (where the
 data source allows it) the input pipeline's position; the newest one is
 resumed from.
+
+No host sync per iteration: the step's values stay tensors on the device, kept
+in a small buffer, and are read back (one transfer for the whole buffer,
+:func:`read_values`) only at a *sync point*: a log line, a TensorBoard summary
+(``i % summary_every == 0``), a test, a checkpoint, every ``check_every``
+iterations, and after the loop (before the final checkpoint, test and export).
+Every read checks the buffered iterations in order, so a divergence is reported
+at the first iteration whose fit / reg / orth is non-finite, and nothing is saved
+after it.  The original's lines always go to stdout; the progress bar only to a
+terminal (:mod:`dcnet_keras.training.progress`), redrawn at sync points.
+
+``mixed_precision`` builds the model (and its optimiser) under the Keras policy
+``mixed_float16`` (the optimiser wrapped in ``keras.optimizers.LossScaleOptimizer``)
+or ``mixed_bfloat16``; ``jit_compile`` compiles the step and the test forward with XLA.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -25,7 +40,9 @@ from dcnet_keras.accuracy import top_k_accuracies
 from dcnet_keras.models.registry import build_from_spec
 from dcnet_keras.train_step import VALUES, TrainStep
 from dcnet_keras.training import checkpoints
+from dcnet_keras.training.config import MIXED_PRECISION_POLICIES
 from dcnet_keras.training.distribution import make_strategy
+from dcnet_keras.training.progress import RunOutput
 from dcnet_keras.training.run_logs import RunLogs
 from dcnet_keras.training.run_record import write_run_record
 
@@ -84,6 +101,77 @@ def check_finite_weights(model, i):
                 "before are left as they were")
 
 
+def read_values(pending):
+    """``[(i, {name: float})]`` of the buffered steps ``pending`` (``[(i, {name: tensor})]``),
+    in order: every value cast to float32 and stacked on the device, then ONE transfer to the
+    host (the only place the loop reads step values back)."""
+    if not pending:
+        return []
+    stacked = tf.stack([tf.cast(values[name], tf.float32)
+                        for _, values in pending for name in VALUES])
+    rows = np.reshape(stacked.numpy(), (len(pending), len(VALUES)))
+    return [(i, dict(zip(VALUES, (float(v) for v in row))))
+            for (i, _), row in zip(pending, rows)]
+
+
+class StepValues:
+    """The step values of the iterations since the last read (tensors, not read yet) and
+    the newest values read."""
+
+    def __init__(self):
+        self.pending = []
+        self.latest = None  # (i, {name: float}) of the newest iteration read
+
+    def add(self, i, values):
+        self.pending.append((i, values))
+
+    def read(self):
+        """Read the buffer back, check every iteration in order (:func:`check_finite_terms`),
+        empty it; returns the newest ``{name: float}`` (``None`` if nothing was ever read)."""
+        pending, self.pending = self.pending, []
+        for i, values in read_values(pending):
+            check_finite_terms(i, values)
+            self.latest = (i, values)
+        return None if self.latest is None else self.latest[1]
+
+
+def jit_enabled(setting):
+    """``--jit_compile``: ``on`` -> True, ``off`` -> False, ``auto`` -> whether TensorFlow
+    sees a GPU."""
+    if setting == "auto":
+        return bool(tf.config.list_physical_devices("GPU"))
+    return setting == "on"
+
+
+@contextlib.contextmanager
+def global_dtype_policy(name):
+    """Within the block, Keras's global dtype policy is ``name`` (``None``: left as it is);
+    the previous one is restored afterwards, also on error."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build_model_and_optimizer(config):
+    """The model of ``config.model`` and the recipe's optimiser (built), both made under the
+    ``config.mixed_precision`` policy; for float16 the optimiser is wrapped in
+    ``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling).  Call under the
+    strategy's scope."""
+    with global_dtype_policy(MIXED_PRECISION_POLICIES[config.mixed_precision]):
+        model = build_from_spec(config.model)
+        optimizer = config.recipe.make_optimizer()
+        if config.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
 def _export_paths(config):
     return (os.path.join(config.model_dir, f"{config.name}.keras"),
             os.path.join(config.model_dir, "saved_model"))
@@ -127,11 +215,10 @@ def run(config):
     folder = os.path.join(model_dir, "checkpoints")
 
     with strategy.scope():
-        model = build_from_spec(config.model)
-        optimizer = recipe.make_optimizer()
-        optimizer.build(model.trainable_variables)
+        model, optimizer = build_model_and_optimizer(config)
         next_iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_iteration")
-    step = TrainStep(model, optimizer, strategy)
+    jit_compile = jit_enabled(config.jit_compile)
+    step = TrainStep(model, optimizer, strategy, jit_compile=jit_compile)
     step.check_batch(recipe.batch_size)
     tests = data.test_dataset(recipe.test_batch or recipe.batch_size)
 
@@ -177,9 +264,11 @@ def run(config):
                 else tf.summary.create_noop_writer())
         return writers[0]
 
+    output = RunOutput(recipe.max_steps, start, bar=config.progress) if is_chief else None
+
     def say(line):
         if is_chief:
-            print(line, flush=True)
+            output.line(line)
 
     say(f"==== {config.name}: {strategy.num_replicas_in_sync} replica(s), global batch "
         f"{recipe.batch_size}; logs in {config.log_dir}; checkpoints in {model_dir}"
@@ -188,7 +277,7 @@ def run(config):
     def predict(images):
         return model(images, training=False)
 
-    predict = tf.function(predict)
+    predict = tf.function(predict, jit_compile=jit_compile)
 
     def test(i):
         accuracy = top_k_accuracies(predict, tests)[0]
@@ -204,43 +293,62 @@ def run(config):
         next_iteration.assign(i + 1)
         manager.save(checkpoint_number=i)
 
-    progress = (keras.utils.Progbar(recipe.max_steps, stateful_metrics=VALUES)
-                if config.progress and is_chief else None)
+    schedule = recipe.schedule()  # the rate of update i is schedule(i)
+
+    def summarise(i, values):
+        with writer().as_default():
+            for k, value in values.items():
+                tf.summary.scalar(f"train/{k}", value, step=i)
+            tf.summary.scalar("train/learning_rate", float(schedule(i)), step=i)
+
+    buffer = StepValues()
     accuracy = None
-    for i in range(start, recipe.max_steps):
-        images, labels = next(iterator)
-        values = {k: float(v) for k, v in step(images, labels).items()}
-        check_finite_terms(i, values)
-        if progress is not None:
-            progress.update(i + 1, values=list(values.items()))
-        if i % recipe.log_every == 0 and i != 0 and is_chief:
-            line = logs.train(i, values)
-            if progress is None:
-                say(line)
-            with writer().as_default():
-                for k, value in values.items():
-                    tf.summary.scalar(f"train/{k}", value, step=i)
-                tf.summary.scalar("train/learning_rate", float(optimizer.learning_rate), step=i)
-        if i % recipe.eval_every == 0 and i != 0:
-            accuracy = test(i)
-        if i % recipe.checkpoint_every == 0 and i != 0:
-            save(i)
-    # The end, as the originals: CIFAR saves and tests its last iteration (42499) after the
-    # loop; ImageNet's last (700000) was saved and tested in the loop, and is not again.
-    finished_before = start == recipe.max_steps
-    if finished_before:
-        say(f"==== {config.name}: already finished ({recipe.max_steps} iterations in {folder}); "
-            "nothing to train")
-    elif last == 0 or last % recipe.checkpoint_every:
-        save(last)
-    if logs is None or logs.last_test_iteration() != last:
-        accuracy = test(last)
-    elif accuracy is None:
-        accuracy = logs.last_test_accuracy()
-    if is_chief and config.export and not (finished_before and export_done(config)):
-        check_finite_weights(model, last)
-        export_run(model, config)
-    if not finished_before:
-        say(f"==== final test accuracy after {recipe.max_steps} iterations: "
-            + ", ".join(f"top{k}={v:.4f}" for k, v in accuracy.items()))
+    try:
+        for i in range(start, recipe.max_steps):
+            images, labels = next(iterator)
+            buffer.add(i, step(images, labels))
+            log_due = i % recipe.log_every == 0 and i != 0
+            summary_due = i % config.summary_every == 0
+            test_due = i % recipe.eval_every == 0 and i != 0
+            save_due = i % recipe.checkpoint_every == 0 and i != 0
+            if log_due or summary_due or test_due or save_due or i % config.check_every == 0:
+                values = buffer.read()  # the sync point: checked before anything is written
+                if is_chief:
+                    output.progress(i + 1, values)
+                    if log_due:
+                        say(logs.train(i, values))
+                    if summary_due:
+                        summarise(i, values)
+            if test_due:
+                accuracy = test(i)
+            if save_due:
+                save(i)
+        if start < recipe.max_steps:
+            values = buffer.read()  # the last iterations, checked before the final save
+            if is_chief:
+                output.progress(recipe.max_steps, values)
+                output.close()
+        # The end, as the originals: CIFAR saves and tests its last iteration (42499) after
+        # the loop; ImageNet's last (700000) was saved and tested in the loop, and is not again.
+        finished_before = start == recipe.max_steps
+        if finished_before:
+            say(f"==== {config.name}: already finished ({recipe.max_steps} iterations in "
+                f"{folder}); nothing to train")
+        elif last == 0 or last % recipe.checkpoint_every:
+            save(last)
+        if logs is None or logs.last_test_iteration() != last:
+            accuracy = test(last)
+        elif accuracy is None:
+            accuracy = logs.last_test_accuracy()
+        if is_chief and config.export and not (finished_before and export_done(config)):
+            check_finite_weights(model, last)
+            export_run(model, config)
+        if not finished_before:
+            say(f"==== final test accuracy after {recipe.max_steps} iterations: "
+                + ", ".join(f"top{k}={v:.4f}" for k, v in accuracy.items()))
+    finally:
+        if output is not None:
+            output.close(keep=False)  # an error's message starts at column 0
+        for summary_writer in writers:
+            summary_writer.flush()
     return RunResult(model, strategy, accuracy[1], accuracy)

@@ -2,7 +2,10 @@
 
 ``<model_dir>/model_spec.json`` (written by :func:`dcnet_keras.export.write_model_spec`,
 which export and evaluate read) holds the model, the dataset and, for training runs, the
-recipe's numbers, the augmentation and the seed.  A resume whose flags contradict it stops
+recipe's numbers, the augmentation, the seed and ``mixed_precision`` (``--mixed_precision``:
+a float16 run's optimiser is a ``LossScaleOptimizer``, whose checkpoint has another
+structure; a record written before the field existed counts as ``"off"``; ``--jit_compile``
+is not stored, it may change between runs).  A resume whose flags contradict it stops
 with one line naming the flag, the stored value and the given one; ``--max_steps`` may
 grow (never below the checkpoint's iteration), and the log / test / checkpoint intervals may
 change.
@@ -25,12 +28,15 @@ FLAGS = {"network": "--network", "variant": "--variant", "num_classes": "--num_c
          "dataset": "--dataset", "augmentation": "--augmentation", "name": "--recipe",
          "optimizer": "--recipe", "drops": "--recipe", "drop_factor": "--recipe",
          "base_lr": "--base_lr", "batch_size": "--batch_size",
-         "shuffle_buffer": "--shuffle_buffer"}
+         "shuffle_buffer": "--shuffle_buffer", "mixed_precision": "--mixed_precision"}
+#: what a training record without ``mixed_precision`` (an older version's) was trained with.
+DEFAULT_MIXED_PRECISION = "off"
 
 
 def record_fields(config):
     """The fields of ``config`` (a :class:`~dcnet_keras.training.config.RunConfig` or its
-    fields) that define the run, flattened: model, options, dataset, recipe, augmentation."""
+    fields) that define the run, flattened: model, options, dataset, recipe, augmentation,
+    mixed precision (``"off"`` when ``config`` has none)."""
     get = config.get if isinstance(config, dict) else lambda k: getattr(config, k)
     model = dataclasses.asdict(get("model"))
     options = {k: list(v) if isinstance(v, tuple) else v
@@ -39,6 +45,9 @@ def record_fields(config):
     fields = dict(model, **options, dataset=get("dataset"), augmentation=get("augmentation"))
     fields.update({k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()
                    if k in FIXED_RECIPE_FIELDS})
+    fields["mixed_precision"] = (config.get("mixed_precision") if isinstance(config, dict)
+                                 else getattr(config, "mixed_precision", None)
+                                 ) or DEFAULT_MIXED_PRECISION
     return fields
 
 
@@ -46,7 +55,8 @@ def write_run_record(model_dir, config):
     """``model_spec.json`` with the model, the dataset and the run's recipe."""
     extra = dict(recipe={k: list(v) if isinstance(v, tuple) else v
                          for k, v in dataclasses.asdict(config.recipe).items()},
-                 augmentation=config.augmentation, run=config.name)
+                 augmentation=config.augmentation, run=config.name,
+                 mixed_precision=config.mixed_precision)
     return write_model_spec(model_dir, config.model, config.dataset, extra=extra)
 
 
@@ -65,6 +75,7 @@ def stored_fields(model_dir):
             fields["augmentation"] = stored.get("augmentation")
             fields.update({k: v for k, v in stored["recipe"].items()
                            if k in FIXED_RECIPE_FIELDS})
+            fields["mixed_precision"] = stored.get("mixed_precision", DEFAULT_MIXED_PRECISION)
         return fields
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--model_dir: cannot read {path} ({type(error).__name__}: {error}); "
