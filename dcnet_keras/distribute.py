@@ -10,8 +10,6 @@ for the same reason.)
 
 from keras import backend, ops
 
-from dcnet_keras.operators import centered_second_moment
-
 
 def _replica_context():
     if backend.backend() != "tensorflow":
@@ -38,13 +36,25 @@ def global_mean(value):
     return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
+def _squared_difference(x, mean):
+    """``(x - mean)^2`` with ``mean`` a constant.  On TensorFlow one
+    ``SquaredDifference`` op, as ``tf.nn.moments`` (and so the original) forms it: the same
+    float32 numbers as ``square(x - mean)``, but its gradient needs only ``x`` and
+    ``mean``, where ``square(x - mean)`` keeps the full-size difference alive for the
+    backward pass (0.8 GB of the CIFAR network's training step at batch 64)."""
+    mean = ops.stop_gradient(mean)
+    if backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.math.squared_difference(x, mean)
+    return ops.square(x - mean)  # XLA (JAX) fuses the difference away
+
+
 def moments(x, axes):
     """Biased batch mean and variance over ``axes`` (``tf.nn.moments``), global.
 
-    ``var = mean((x - mean)^2)`` with the global mean, as one device computes it
-    (:func:`~dcnet_keras.operators.centered_second_moment`: the same number, with a
-    gradient that keeps no full-size temporary).
+    ``var = mean((x - mean)^2)`` with the global mean, as one device computes it.
     """
     mean = global_mean(ops.mean(x, axis=axes))
-    var = global_mean(centered_second_moment(x, mean, axes))
+    var = global_mean(ops.mean(_squared_difference(x, mean), axis=axes))
     return mean, var

@@ -262,35 +262,6 @@ def weight_decay_penalty(weight, wd):
     return wd * ops.sum(ops.square(weight)) / 2.0
 
 
-def centered_second_moment(x, mean, axes):
-    """``mean_axes((x - mean)^2)`` (the variance of ``tf.nn.moments`` given its mean),
-    ``mean`` treated as a constant (``tf.nn.moments`` stops its gradient).
-
-    The gradient ``d/dx = 2 (x - mean) / n`` (``n`` the number of averaged cells) is
-    written out and recomputes ``x - mean`` in the backward pass, so that autodiff
-    does not keep that full-size difference alive from the forward pass to the
-    backward one: the forward value is exactly ``ops.mean(ops.square(x - mean), axes)``.
-    """
-    count = 1
-    for axis in axes:
-        count *= x.shape[axis]
-
-    @ops.custom_gradient
-    def second_moment(x, mean):
-        value = ops.mean(ops.square(x - mean), axis=axes)
-
-        def grad(*args, upstream=None):
-            if upstream is None:
-                (upstream,) = args
-            shape = [1 if axis in axes else size for axis, size in enumerate(x.shape)]
-            scale = ops.reshape(upstream * (2.0 / count), shape)
-            return (x - mean) * scale, ops.zeros_like(mean)
-
-        return value, grad
-
-    return second_moment(x, ops.stop_gradient(mean))
-
-
 def tf1_prelu(x, alpha):
     """``relu(x) + alpha * (x - |x|) * 0.5`` [ImageNet ``prelu``]."""
     return ops.relu(x) + alpha * (x - ops.abs(x)) * 0.5

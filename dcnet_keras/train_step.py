@@ -70,7 +70,13 @@ class TrainStep:
         if not optimizer.built:  # its slots made now, not inside the first trace (one trace)
             with self.strategy.scope():
                 optimizer.build(model.trainable_variables)
-        self._step = tf.function(self._distributed_step, jit_compile=jit_compile)
+        # As Keras's own trainer: XLA compiles the per-replica step, run by the strategy
+        # from an ordinary tf.function (one XLA program per replica, so it also works
+        # under MirroredStrategy); the projection stays outside it.
+        self._replica_fn = (tf.function(self._replica_step, jit_compile=True,
+                                        reduce_retracing=True)
+                            if jit_compile else self._replica_step)
+        self._step = tf.function(self._distributed_step)
 
     @property
     def replicas(self):
@@ -99,7 +105,7 @@ class TrainStep:
         return terms
 
     def _distributed_step(self, images, labels):
-        per_replica = self.strategy.run(self._replica_step, args=(images, labels))
+        per_replica = self.strategy.run(self._replica_fn, args=(images, labels))
         mean = tf.distribute.ReduceOp.MEAN
         values = {name: self.strategy.reduce(mean, per_replica[name], axis=None)
                   for name in VALUES}

@@ -402,6 +402,7 @@ def test_jit_compile_on_compiles_the_step_and_trains(tmp_path, monkeypatch):
 def test_jit_compile_settings():
     assert loop.jit_enabled("on") is True and loop.jit_enabled("off") is False
     assert loop.jit_enabled("auto") is bool(tf.config.list_physical_devices("GPU"))
+    assert loop.jit_enabled("auto", replicas=2) is False and loop.jit_enabled("on", 2) is True
 
 
 @pytest.mark.parametrize("parser,flag,value", [

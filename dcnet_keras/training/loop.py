@@ -135,11 +135,13 @@ class StepValues:
         return None if self.latest is None else self.latest[1]
 
 
-def jit_enabled(setting):
+def jit_enabled(setting, replicas=1):
     """``--jit_compile``: ``on`` -> True, ``off`` -> False, ``auto`` -> whether TensorFlow
-    sees a GPU."""
+    sees a GPU and the run has one replica (XLA under ``MirroredStrategy`` compiles each
+    replica's step and is not available everywhere: with several replicas ask for it
+    with ``on``)."""
     if setting == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        return replicas == 1 and bool(tf.config.list_physical_devices("GPU"))
     return setting == "on"
 
 
@@ -217,7 +219,7 @@ def run(config):
     with strategy.scope():
         model, optimizer = build_model_and_optimizer(config)
         next_iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_iteration")
-    jit_compile = jit_enabled(config.jit_compile)
+    jit_compile = jit_enabled(config.jit_compile, strategy.num_replicas_in_sync)
     step = TrainStep(model, optimizer, strategy, jit_compile=jit_compile)
     step.check_batch(recipe.batch_size)
     tests = data.test_dataset(recipe.test_batch or recipe.batch_size)
