@@ -297,6 +297,52 @@ def non_negative_int(text):
     return value
 
 
+#: steps per ``--host_reads`` timing.
+HOST_READ_STEPS = 10
+
+
+def time_host_reads(args, steps=HOST_READ_STEPS):
+    """Seconds for ``steps`` training steps of ``tanh_cos`` (TrainStep, TensorFlow) when
+    the loss is read back after every step (a host sync per step, as the training loop
+    did before) and when only the last one is read (as it does now, every
+    ``--check_every``): ``[(label, seconds)]``."""
+    if timing.backend() != "tensorflow":
+        return []
+    from dcnet_keras.train_step import TrainStep
+
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(POLICIES[args.precision])
+    network = get_network(args.network)
+    model = build_benchmark_model("tanh_cos", args)
+    images, labels = sample_batch(args.batch, network.num_classes)
+    step = TrainStep(model, get_recipe(network.default_recipe).make_optimizer(),
+                     jit_compile=bool(args.jit))
+
+    def every_step():
+        for _ in range(steps):
+            timing.finished(step(images, labels)["loss"])
+
+    def last_only():
+        values = [step(images, labels) for _ in range(steps)]
+        timing.finished(values[-1]["loss"])
+
+    return [(f"{steps} steps, loss read after every step", timing.median_seconds(
+                every_step, 1, args.repeats)),
+            (f"{steps} steps, loss read once at the end", timing.median_seconds(
+                last_only, 1, args.repeats))]
+
+
+def print_host_reads(args):
+    rows = time_host_reads(args)
+    if not rows:
+        print("# --host_reads: TensorFlow backend only (TrainStep)")
+        return
+    print("| tanh_cos train steps | s | per step ms |")
+    print("|---|---:|---:|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.3f} | {seconds / HOST_READ_STEPS * 1e3:.1f} |")
+
+
 def make_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--network", default="cifar_resnet32", choices=tuple(DEFAULT_VARIANTS),
@@ -321,6 +367,9 @@ def make_parser():
                         help="run each model in a fresh process and report its peak memory")
     parser.add_argument("--patch_norms", action="store_true",
                         help="also time the box patch norm against the ones-filter one")
+    parser.add_argument("--host_reads", action="store_true",
+                        help="also time 10 tanh_cos steps read back after every step against "
+                             "read once (TensorFlow)")
     parser.add_argument("--imagenet", action="store_true",
                         help="time the ImageNet network instead (batch 40; TensorFlow backend "
                              "only)")
@@ -376,6 +425,9 @@ def main(argv=None):
     if args.patch_norms:
         print()
         print_patch_norms(args)
+    if args.host_reads:
+        print()
+        print_host_reads(args)
 
 
 if __name__ == "__main__":

@@ -137,13 +137,19 @@ def run_benchmark(network, extra):
 @pytest.mark.parametrize("network, extra, rows", [
     ("cifar_resnet32", ["--units_per_stage", "1", "--memory"],
      ["plain_keras", "baseline", "tanh_cos"]),
-    ("cnn9", [], ["plain_keras", "cnn9_baseline", "cnn9_tanh_cos"]),
+    ("cnn9", ["--host_reads"], ["plain_keras", "cnn9_baseline", "cnn9_tanh_cos"]),
 ])
 def test_benchmark_tables(network, extra, rows):
     output = run_benchmark(network, extra)
     assert f"# {network}: widths [4, 8, 8]" in output
     assert "backend tensorflow" in output and "train step: dcnet_keras TrainStep" in output
     tables = markdown_tables(output)
+    if "--host_reads" in extra:  # the last table: 10 steps read every step / once
+        reads = tables.pop()
+        assert [row["tanh_cos train steps"] for row in reads] == [
+            "10 steps, loss read after every step", "10 steps, loss read once at the end"]
+        for row in reads:
+            assert float(row["per step ms"]) == pytest.approx(float(row["s"]) * 100, abs=0.06)
     assert len(tables) == (2 if "--memory" in extra else 1), output
     for table in tables:
         assert [row["model"] for row in table] == rows

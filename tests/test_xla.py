@@ -76,7 +76,9 @@ def test_plain_layers_under_xla():
     assert_close(forward_and_gradients(layers, x, jit_compile=True), plain)
 
 
-@pytest.mark.parametrize("preset", ["tanh_cos", "cnn9_tanh_cos"])
+# CNN-9's layers are all in the layer tests above; its step is the slow tier
+@pytest.mark.parametrize("preset", ["tanh_cos",
+                                    pytest.param("cnn9_tanh_cos", marks=pytest.mark.slow)])
 def test_train_step_under_xla_gives_the_same_losses(preset):
     from dcnet_keras.train_step import TrainStep
 
