@@ -50,10 +50,11 @@ class TF1BatchNormalization(keras.layers.Layer):
                                              self.zero_debias)
 
     def call(self, inputs, training=False):
-        """Under a mixed policy the moments are taken of the float32 inputs and
-        ``g``, ``beta - mean * g`` are formed in float32, then cast to the compute dtype."""
+        """Under a mixed policy the moments are taken of the inputs cast to the variable
+        dtype (float32) and ``g``, ``beta - mean * g`` are formed in it, then cast to the
+        compute dtype."""
         if training:
-            mean, var = distribute.moments(ops.cast(inputs, "float32"), axes=(0, 1, 2))
+            mean, var = distribute.moments(ops.cast(inputs, self.variable_dtype), axes=(0, 1, 2))
             self.moving_mean.update(mean)
             self.moving_variance.update(var)
         else:

@@ -163,15 +163,15 @@ class DecoupledConv2D(keras.layers.Layer):
                 self, "moving_patch_norm_mean", (), self.decay, self.zero_debias)
 
     def _radius_parts(self, xn, training):
-        """``(scale, r2)`` with ``rho = r2 * scale`` in float32; ``None`` if unused."""
+        """``(scale, r2)`` with ``rho = r2 * scale`` in the variable dtype; ``None`` if unused."""
         if not self.uses_radius:
             return None
         if self.radius == "learned":
             r2 = operators.squared_radius(self.radius_weight)
         else:
-            r2 = ops.convert_to_tensor(self.radius, dtype="float32")
+            r2 = ops.convert_to_tensor(self.radius, dtype=self.variable_dtype)
         if not self.uses_patch_norm_mean:
-            return ops.ones((), dtype="float32"), r2
+            return ops.ones((), dtype=self.variable_dtype), r2
         if training:
             m = distribute.global_mean(ops.mean(xn))
             self.moving_patch_norm_mean.update(m)
@@ -185,18 +185,19 @@ class DecoupledConv2D(keras.layers.Layer):
         """``h(|x|) g(theta)`` in the compute dtype; under a mixed policy (float16,
         bfloat16) the filter norm, the patch norm (whose sum of ``x^2`` over ``k*k*Cin``
         cells overflows float16 at 65504), ``m``, ``rho`` and its moving average are
-        formed in float32 and cast to the compute dtype afterwards."""
+        formed in the variable dtype (float32; float64 when ``floatx`` is) and cast to the
+        compute dtype afterwards."""
         dtype = self.compute_dtype
 
         def compute(value):
             return None if value is None else ops.cast(value, dtype)
 
-        kernel = ops.cast(self.kernel, "float32")
+        kernel = ops.cast(self.kernel, self.variable_dtype)
         u = operators.conv2d(inputs, compute(operators.normalize_filter(kernel)), self.strides,
                              self.padding)
         xn = None
         if self.uses_patch_norm or self.uses_patch_norm_mean:
-            xn = operators.patch_norm(ops.cast(inputs, "float32"), self.kernel_size,
+            xn = operators.patch_norm(ops.cast(inputs, self.variable_dtype), self.kernel_size,
                                       self.strides, self.padding, self.patch_norm)
         rho_parts = self._radius_parts(xn, training)
         weight_factor = None
