@@ -13,7 +13,7 @@ import keras
 from dcnet_keras.layers import PlainConv2D
 from dcnet_keras.models.naming import join
 from dcnet_keras.models.operator_factory import (apply_norm, check_head, check_input_shape,
-                                                 check_widths, pool_features)
+                                                 check_widths, logits_dtype, pool_features)
 from dcnet_keras.validation import non_negative_float, positive_int
 
 CIFAR_WEIGHT_DECAY = 5e-4
@@ -51,7 +51,7 @@ def build_cifar_resnet(conv, norm, num_classes=100, widths=(96, 192, 384), units
         any channel count.
 
     Input ``[N, 32, 32, 3]`` RGB in 0..255; output logits ``[N, num_classes]``, float32
-    under any dtype policy (the ``score`` and ``logits`` layers are float32, as
+    under a mixed dtype policy (the ``score`` and ``logits`` layers are then float32, as
     ``keras.applications``' classifier layers); features keep the compute dtype.
     """
     num_classes = positive_int("num_classes", num_classes)
@@ -91,6 +91,6 @@ def build_cifar_resnet(conv, norm, num_classes=100, widths=(96, 192, 384), units
         return keras.Model(images, pool_features(x, pooling), name=name)
     x = keras.layers.AveragePooling2D(8, strides=1, padding="valid", name="avg_pool")(x)
     x = PlainConv2D(num_classes, 1, padding="valid", weight_decay=weight_decay,
-                    dtype="float32", name="score")(x)
-    logits = keras.layers.Flatten(dtype="float32", name="logits")(x)
+                    dtype=logits_dtype(), name="score")(x)
+    logits = keras.layers.Flatten(dtype=logits_dtype(), name="logits")(x)
     return keras.Model(images, logits, name=name)

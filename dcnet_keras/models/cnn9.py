@@ -17,7 +17,7 @@ import keras
 from dcnet_keras.layers import PlainConv2D
 from dcnet_keras.models.naming import join
 from dcnet_keras.models.operator_factory import (apply_norm, check_head, check_input_shape,
-                                                 check_widths, pool_features)
+                                                 check_widths, logits_dtype, pool_features)
 from dcnet_keras.validation import non_negative_float, positive_int
 
 CNN9_WEIGHT_DECAY = 5e-4
@@ -35,7 +35,7 @@ def build_cnn9(conv, norm, num_classes=10, widths=(128, 192, 256), fc_width=256,
     """CNN-9 with the convolution ``conv`` and the norm ``norm`` (``None``: no BN).
 
     Input ``[N, 32, 32, 3]`` RGB in 0..255; output logits ``[N, num_classes]``, float32
-    under any dtype policy (``score`` and ``logits`` are float32 layers, as
+    under a mixed dtype policy (``score`` and ``logits`` are float32 layers, as
     ``keras.applications``' classifiers).
     ``widths``: the three stage widths; ``fc_width``: fc6's output channels;
     ``relu``: a ReLU after every stage conv (after its BN); ``weight_decay``:
@@ -75,6 +75,6 @@ def build_cnn9(conv, norm, num_classes=10, widths=(128, 192, 256), fc_width=256,
         return keras.Model(images, pool_features(x, pooling), name=name)
     x = conv(fc_width, 4, strides=1, padding="valid", name="fc6")(x)
     x = PlainConv2D(num_classes, 1, padding="valid", weight_decay=weight_decay,
-                    dtype="float32", name="score")(x)
-    logits = keras.layers.Flatten(dtype="float32", name="logits")(x)
+                    dtype=logits_dtype(), name="score")(x)
+    logits = keras.layers.Flatten(dtype=logits_dtype(), name="logits")(x)
     return keras.Model(images, logits, name=name)

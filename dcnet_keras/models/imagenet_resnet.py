@@ -16,7 +16,7 @@ import keras
 from dcnet_keras.layers import PlainConv2D, TF1PReLU
 from dcnet_keras.models.naming import join
 from dcnet_keras.models.operator_factory import (apply_norm, check_head, check_input_shape,
-                                                 check_widths, pool_features)
+                                                 check_widths, logits_dtype, pool_features)
 from dcnet_keras.validation import non_negative_float, positive_int
 
 IMAGENET_WEIGHT_DECAY = 1e-4
@@ -38,7 +38,7 @@ def build_imagenet_resnet(conv, norm, num_classes=1000, widths=(128, 256, 512, 1
     ``widths``: the four stage widths (original 128, 256, 512, 1024);
     ``weight_decay``: on the score conv (the norm factory carries its own).
     Input ``[N, 224, 224, 3]`` (mean-subtracted RGB), output logits ``[N, num_classes]``,
-    float32 under any dtype policy (``score`` and ``logits`` are float32 layers).
+    float32 under a mixed dtype policy (``score`` and ``logits`` are then float32 layers).
 
     ``include_top``: keep the top, the three layers ``avg_pool`` (7x7 VALID
     average pool), ``score`` (plain 1x1 conv to the classes) and ``logits``
@@ -86,6 +86,6 @@ def build_imagenet_resnet(conv, norm, num_classes=1000, widths=(128, 256, 512, 1
         return keras.Model(images, pool_features(x, pooling), name=name)
     x = keras.layers.AveragePooling2D(7, strides=1, padding="valid", name="avg_pool")(x)
     x = PlainConv2D(num_classes, 1, padding="valid", weight_decay=weight_decay,
-                    kernel_initializer="glorot_uniform", dtype="float32", name="score")(x)
-    logits = keras.layers.Flatten(dtype="float32", name="logits")(x)
+                    kernel_initializer="glorot_uniform", dtype=logits_dtype(), name="score")(x)
+    logits = keras.layers.Flatten(dtype=logits_dtype(), name="logits")(x)
     return keras.Model(images, logits, name=name)

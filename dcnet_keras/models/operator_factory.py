@@ -68,6 +68,15 @@ def norm_factory(batch_norm, weight_decay, zero_debias=False):
                              zero_debias=bool(zero_debias))
 
 
+def logits_dtype():
+    """The dtype policy of a network's ``score`` and ``logits`` layers: ``"float32"`` under
+    a mixed policy (float16 / bfloat16 compute), so that the logits are float32 as in
+    ``keras.applications``; else ``None``, the global policy (float32, or float64 when
+    ``floatx`` is)."""
+    compute = keras.config.dtype_policy().compute_dtype
+    return "float32" if compute in ("float16", "bfloat16") else None
+
+
 def apply_norm(norm, x, name):
     """``norm(name=name)(x)``, or ``x`` itself for a network without batch norm."""
     return x if norm is None else norm(name=name)(x)

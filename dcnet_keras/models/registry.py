@@ -251,7 +251,7 @@ def build_model(name, variant=None, num_classes=None, batch_norm=None, zero_debi
         need ``include_top=False``.
       **options: the network's own (``widths``, ``units_per_stage``, ``relu``, ...).
 
-    The logits (with the top) are float32 under any dtype policy.
+    The logits (with the top) are float32 under a mixed dtype policy (float16, bfloat16).
     """
     spec = resolve(name, variant, num_classes, batch_norm, zero_debias, patch_norm,
                    conv_options, **options)
