@@ -1,12 +1,15 @@
 """The command-line flags that choose a model, shared by train, export, evaluate.
 
 ``add_model_flags(parser)`` adds ``--preset --network --variant --widths
---units_per_stage --num_classes --no_bn --no_relu``; :func:`model_spec` turns
+--units_per_stage --num_classes --no_bn --no_relu --weighted``; :func:`model_spec` turns
 them into a :class:`~dcnet_keras.models.registry.ModelSpec` through the
 network registry (the only place that turns flags into a model).
 """
 
 import argparse
+import dataclasses
+
+from dcnet_keras.operators import WEIGHTINGS
 
 
 def positive(kind):
@@ -45,12 +48,15 @@ def add_model_flags(parser, choose_network=True):
     add("--no_bn", action="store_true", help="build without batch norm (CNN-9 Table 2)")
     add("--no_relu", action="store_true", help="build without ReLU after the stage convs "
                                                "(cnn9, Table 3)")
+    add("--weighted", default=None, choices=("none",) + WEIGHTINGS,
+        help="a weighted operator (Table 1): linear |w| h(|x|), joint h(|w| |x|) (Eq. 15), "
+             "separate h(|w|) h(|x|) / alpha (Eq. 16); decoupled variants only")
     return parser
 
 
 #: the flags that describe a model.
 MODEL_FLAGS = ("preset", "network", "variant", "widths", "units_per_stage", "num_classes",
-               "no_bn", "no_relu")
+               "no_bn", "no_relu", "weighted")
 
 
 def names_a_model(args):
@@ -116,7 +122,19 @@ def model_spec(args, default=None, num_classes=None, zero_debias=False):
         options["units_per_stage"] = args.units_per_stage
     if args.no_relu:
         options["relu"] = False
-    return resolve(name, variant=variant,
+    spec = resolve(name, variant=variant,
                    num_classes=num_classes if args.num_classes is None else args.num_classes,
                    batch_norm=False if args.no_bn else None, zero_debias=zero_debias,
                    **options)
+    weighted = getattr(args, "weighted", None)
+    if weighted in (None, "none"):
+        return spec
+    from dcnet_keras.variants import parse_variant
+
+    if not parse_variant(spec.variant).decoupled:
+        raise ValueError(f"--weighted: applies to decoupled operators; variant "
+                         f"{spec.variant!r} uses plain convolutions, received {weighted!r}")
+    if weighted == "joint" and parse_variant(spec.variant).magnitude == "sphere":
+        raise ValueError("--weighted: 'joint' (h(|w| |x|)) with a sphere magnitude is the "
+                         "unweighted operator; use linear or separate, received 'joint'")
+    return dataclasses.replace(spec, conv_options=dict(spec.conv_options, weighted=weighted))

@@ -10,11 +10,39 @@ the batch values early in training; inference uses the shadow as it is.
 ``zero_debias=True`` is the option for short experiments: a biased
 accumulator and a step counter are kept as TF's ``zero_debias=True`` does, and
 the shadow holds ``biased / (1 - d^t)``.
+
+:func:`statistics_frozen` makes the training-mode forwards called within it leave every
+moving average as it is (batch statistics are still used): the forward that crafts an
+adversarial batch in adversarial training is not a step of the averages.
 """
+
+import contextlib
+import threading
 
 from keras import ops
 
 from dcnet_keras.operators import one_minus_decay
+
+
+_FROZEN = threading.local()
+
+
+@contextlib.contextmanager
+def statistics_frozen():
+    """Within the block (while a forward is run or traced), :meth:`MovingAverage.update`
+    changes nothing: training-mode forwards use batch statistics and leave the moving
+    averages as they were."""
+    previous = getattr(_FROZEN, "active", False)
+    _FROZEN.active = True
+    try:
+        yield
+    finally:
+        _FROZEN.active = previous
+
+
+def frozen():
+    """Whether :func:`statistics_frozen` is active in this thread."""
+    return getattr(_FROZEN, "active", False)
 
 
 class MovingAverage:
@@ -45,7 +73,9 @@ class MovingAverage:
             self.steps = add("_steps", ())
 
     def update(self, value):
-        """One TF1 ``ema.apply([value])``."""
+        """One TF1 ``ema.apply([value])`` (nothing within :func:`statistics_frozen`)."""
+        if frozen():
+            return
         value = ops.cast(ops.reshape(value, self.shadow.shape), self.shadow.dtype)
         if not self.zero_debias:
             self.shadow.assign(self.shadow - (self.shadow - value) * self._rate)

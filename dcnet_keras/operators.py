@@ -43,10 +43,15 @@ sigmoid  ``K * (1 - exp(theta/k - pi/(2k))) / (1 + exp(theta/k - pi/(2k)))``,
 sqcos    ``sign(c) * c^2``
 =======  ==================================================================
 
-Weighted operators (paper, "weighted decoupled operators") let the filter norm
-enter the magnitude: ``h(|w|, |x|) = h(|x|) * h(|w|) / alpha`` (for example
-``alpha * tanh(|w|/rho) * tanh(|x|/rho)``), with ``h(|w|) / alpha = |w|`` for
-``sphere``.  Here ``|w| = sqrt(sum w^2 + 1e-4)``.
+Weighted operators (paper, "weighted decoupled operators", Table 1) let the filter
+norm ``|w| = sqrt(sum w^2 + 1e-4)`` enter the magnitude; three forms
+(:data:`WEIGHTINGS`):
+
+* ``linear``: ``h(|w|, |x|) = |w| * h(|x|)`` (the linearly weighted operator);
+* ``joint`` (Eq. 15): ``h(|w| |x|)``, the magnitude of the product of the norms, e.g.
+  ``alpha * tanh(|w| |x| / rho)`` (``rho`` as unweighted: from the patch norms);
+* ``separate`` (Eq. 16): ``h(|x|) * h(|w|) / alpha``, e.g.
+  ``alpha * tanh(|w|/rho) * tanh(|x|/rho)``, with ``h(|w|) / alpha = |w|`` for ``sphere``.
 
 The five original variants are reproduced with their own order of operations
 (and so their own eps placement): ``ball`` divides ``u`` by
@@ -78,6 +83,9 @@ ANGULARS = ("linear", "cos", "sigmoid", "sqcos")
 MAGNITUDES_WITH_RADIUS = ("ball", "tanh", "seg")
 #: default ``beta`` per magnitude (``seg``: the original's 0.5 slope past rho).
 DEFAULT_BETA = {"seg": 0.5, "mix": 1.0}
+#: the weighted forms: ``linear`` ``|w| h(|x|)``, ``joint`` ``h(|w| |x|)`` (Eq. 15),
+#: ``separate`` ``h(|w|) h(|x|) / alpha`` (Eq. 16).
+WEIGHTINGS = ("linear", "joint", "separate")
 
 
 def filter_norm(kernel):
@@ -215,13 +223,18 @@ def angular(name, c, sigmoid_k=0.3):
 
 
 def decoupled_response(u, xn, magnitude_name, angular_name, rho_parts, alpha, beta,
-                       sigmoid_k=0.3, weight_factor=None):
+                       sigmoid_k=0.3, weight_factor=None, weight_norm=None):
     """``f = h(|x|) * g(theta)`` from ``u = conv(x, w_hat)`` and ``xn = |x|``.
 
-    ``weight_factor`` (shape ``[Cout]``) multiplies the magnitude for weighted
-    operators.  ``xn`` may be ``None`` only for ``linear`` x ``cos`` (= ``alpha*u``).
+    ``weight_factor`` (shape ``[Cout]``) multiplies the magnitude (the ``linear`` and
+    ``separate`` weighted forms); ``weight_norm`` (``|w|``, shape ``[Cout]``) makes the
+    magnitude ``h(|w| |x|)`` (the ``joint`` form, Eq. 15).  ``xn`` may be ``None`` only
+    for ``linear`` x ``cos`` without ``weight_norm`` (= ``alpha*u``).
     """
-    if magnitude_name == "linear" and angular_name == "cos":
+    if weight_norm is not None:
+        out = angular(angular_name, u / xn, sigmoid_k) * magnitude(
+            magnitude_name, xn * weight_norm, rho_parts, alpha, beta)
+    elif magnitude_name == "linear" and angular_name == "cos":
         out = _scaled(alpha, u)  # linear_cos: the normalised-filter convolution itself
     elif magnitude_name == "ball" and angular_name == "cos":
         scale, r2 = rho_parts  # ball_cos: u / (rho + relu(xn - rho))
@@ -236,12 +249,25 @@ def decoupled_response(u, xn, magnitude_name, angular_name, rho_parts, alpha, be
     return out
 
 
-def weight_magnitude_factor(magnitude_name, kernel, rho_parts, alpha, beta):
-    """``h(|w|) / alpha`` (``|w|`` for ``sphere``), shape broadcasting to ``[..., Cout]``."""
+def weight_magnitude_factor(magnitude_name, kernel, rho_parts, alpha, beta,
+                            weighting="separate"):
+    """The factor a weighted form multiplies ``h(|x|) g`` by, shape ``[Cout]``:
+    ``|w|`` (``linear``, and ``separate`` for ``sphere``) or ``h(|w|) / alpha``
+    (``separate``); ``None`` for ``joint``, which weights inside ``h``
+    (:func:`decoupled_response`'s ``weight_norm``)."""
+    if weighting == "joint":
+        return None
     wn = filter_norm(kernel)
-    if magnitude_name == "sphere":
+    if weighting == "linear" or magnitude_name == "sphere":
         return wn
     return magnitude(magnitude_name, wn, rho_parts, alpha, beta) / alpha
+
+
+def weighted_filter_gradient(gradient, kernel):
+    """The "weighted gradients" of the paper's Table 1 (our reading): a decoupled
+    filter's gradient times its norm, ``dL/dw * |w|`` per output channel,
+    ``|w| = sqrt(sum_{kh,kw,cin} w^2 + 1e-4)``."""
+    return gradient * ops.cast(filter_norm(kernel), gradient.dtype)
 
 
 def orthogonality_penalty(kernel, strength):

@@ -19,6 +19,11 @@ override a field.  Registered:
   (``pad_crop_flip`` as an option); a test every 500 at batch 100; a
   checkpoint every 16000.
 
+* ``experiments_tiny``: the ``tiny`` scale of the paper's experiment runners
+  (:mod:`dcnet_keras.experiments`): Adam 3e-3 x0.1 from 50; 60 iterations of batch 32;
+  flip; one test at the end.  A smoke scale (minutes for a whole table on 2 CPU cores),
+  not a result.
+
 A drop at iteration ``d`` applies to update ``d`` itself (the original changes
 its rate at the start of that iteration), see :func:`dcnet_keras.schedules.step_schedule`.
 """
@@ -91,6 +96,12 @@ register_recipe(
     batch_size=128, test_batch=100, eval_every=500, log_every=100, checkpoint_every=16000,
     augmentation="flip", shuffle_buffer=20000, log_format="acc",
     description="the authors' CNN-9 training (SphereNet train_spherenet.py)")
+
+register_recipe(
+    "experiments_tiny", optimizer="adam", base_lr=3e-3, drops=(50,), max_steps=60,
+    batch_size=32, test_batch=100, eval_every=60, log_every=20, checkpoint_every=60,
+    augmentation="flip", shuffle_buffer=2000, log_format="acc",
+    description="the experiment runners' tiny scale: a few-minute smoke run of a table")
 
 
 def get_recipe(name):

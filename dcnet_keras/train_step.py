@@ -26,7 +26,9 @@ gradients, so N replicas make the update one device would make.
 import tensorflow as tf
 
 from dcnet_keras.accuracy import count_in_top_k
+from dcnet_keras.adversarial import mixed_batch
 from dcnet_keras.callbacks import project_weights, projection_due_tensor
+from dcnet_keras.filter_gradients import decoupled_filter_positions, weight_filter_gradients
 from dcnet_keras.losses import loss_terms
 
 #: what a step returns.
@@ -56,17 +58,29 @@ class TrainStep:
       model, optimizer: created under ``strategy.scope()`` when a strategy is given.
       strategy: a ``tf.distribute`` strategy; default the current one (one device).
       project: apply the original's weight projection after updates 101, 201, ...
+        (``False``: "standard gradients" of the paper's Table 1).
+      weighted_gradients: multiply every decoupled filter's gradient by its norm before
+        the update (:mod:`dcnet_keras.filter_gradients`; Table 1's "weighted gradients").
+      adversarial_epsilon: adversarial training: each replica's batch has its last half
+        replaced by FGSM images of this strength crafted on the model at this step
+        (:func:`dcnet_keras.adversarial.mixed_batch`); ``None``: clean batches.  The
+        values returned (fit, accuracies) are those of the mixed batch.
       jit_compile: compile the step with XLA.
 
     Under a mixed-precision policy build the model under it; for float16 wrap the
     optimiser in ``keras.optimizers.LossScaleOptimizer`` (the step scales the loss).
     """
 
-    def __init__(self, model, optimizer, strategy=None, project=True, jit_compile=False):
+    def __init__(self, model, optimizer, strategy=None, project=True, jit_compile=False,
+                 weighted_gradients=False, adversarial_epsilon=None):
         self.model = model
         self.optimizer = optimizer
         self.strategy = strategy or tf.distribute.get_strategy()
         self.project = bool(project)
+        self.adversarial_epsilon = (None if adversarial_epsilon is None
+                                    else float(adversarial_epsilon))
+        self._filter_positions = (decoupled_filter_positions(model, model.trainable_variables)
+                                  if weighted_gradients else None)
         if not optimizer.built:  # its slots made now, not inside the first trace (one trace)
             with self.strategy.scope():
                 optimizer.build(model.trainable_variables)
@@ -96,8 +110,13 @@ class TrainStep:
             local = batch // replicas
             start = ctx.replica_id_in_sync_group * local
             images, labels = images[start:start + local], labels[start:start + local]
+        if self.adversarial_epsilon is not None:
+            images = mixed_batch(self.model, images, labels, self.adversarial_epsilon)
         terms, logits, grads = gradients(self.model, images, labels, 1.0 / replicas,
                                          self.optimizer)
+        if self._filter_positions is not None:
+            grads = weight_filter_gradients(self.model, self.model.trainable_variables, grads,
+                                            self._filter_positions)
         self.optimizer.apply(grads, self.model.trainable_variables)
         count = tf.cast(tf.shape(logits)[0], tf.float32)
         terms["top1"] = count_in_top_k(labels, logits, 1) / count

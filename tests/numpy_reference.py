@@ -225,12 +225,15 @@ def decoupled_conv2d(x, kernel, *, strides=1, padding="same", magnitude="tanh",
                 else:
                     rho[o] = (float(radius[o]) ** 2 + EPS) * mean
 
-    # Weighted operators: h(|w|) / alpha per output channel (|w| for sphere).
+    # Weighted operators: "linear" |w| h(|x|); "separate" (Eq. 16, also True)
+    # h(|w|) / alpha * h(|x|) (|w| for sphere); "joint" (Eq. 15) h(|w| |x|), below.
+    if weighted is True:
+        weighted = "separate"
     weight_factor = np.ones(cout, dtype=np.float64)
-    if weighted:
+    if weighted in ("linear", "separate"):
         for o in range(cout):
             r = None if rho is None else rho[o]
-            if magnitude == "sphere":
+            if magnitude == "sphere" or weighted == "linear":
                 weight_factor[o] = wnorm[o]
             else:
                 weight_factor[o] = magnitude_value(magnitude, wnorm[o], r, alpha, beta) / alpha
@@ -248,7 +251,10 @@ def decoupled_conv2d(x, kernel, *, strides=1, padding="same", magnitude="tanh",
                     c = u / xn
                     cosine[b, i, j, o] = c
                     r = None if rho is None else rho[o]
-                    if magnitude == "ball" and angular == "cos":
+                    if weighted == "joint":
+                        value = (magnitude_value(magnitude, wnorm[o] * xn, r, alpha, beta)
+                                 * angular_value(angular, c, sigmoid_k))
+                    elif magnitude == "ball" and angular == "cos":
                         value = alpha * u / (r + max(xn - r, 0.0))
                     elif magnitude == "linear" and angular == "cos":
                         value = alpha * u

@@ -178,6 +178,18 @@ def test_weighted_operators(magnitude, angular, training):
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["train", "infer"])
+@pytest.mark.parametrize("weighted", ["linear", "joint", "separate"])
+@pytest.mark.parametrize("magnitude", MAGNITUDES)
+def test_weighted_forms(magnitude, weighted, training):
+    """The three weighted forms of Table 1 against the patch loop (with ``cos``; the
+    other angulars are covered above for ``separate``)."""
+    if weighted == "joint" and magnitude == "sphere":
+        pytest.skip("joint x sphere is refused (the unweighted operator)")
+    run_case(magnitude, "cos", size=(6, 6), padding="same", training=training,
+             weighted=weighted, alpha=1.3)
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "infer"])
 @pytest.mark.parametrize("relative_radius", [True, False], ids=["relative", "absolute"])
 @pytest.mark.parametrize("angular", ("cos", "sigmoid"))
 @pytest.mark.parametrize("magnitude", ref.RADIUS_MAGNITUDES)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.e2e  # subprocess runs: the e2e tier
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_FILES = ["tests/test_decoupled_conv_reference.py", "tests/test_decoupled_conv_identities.py",
-              "tests/test_tf1_fixtures.py"]
+              "tests/test_tf1_fixtures.py", "tests/test_attacks.py", "tests/test_accuracy.py"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None,

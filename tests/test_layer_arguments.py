@@ -70,6 +70,27 @@ def test_sigmoid_k_out_of_the_finite_range(value):
         assert f"{K_MIN:.7g}" in message, message  # the bound is named
 
 
+@pytest.mark.parametrize("value", ["eq15", "Joint", 1, 0.5])
+def test_weighted_refuses_an_unknown_form(value):
+    message = _raises_naming(lambda: DecoupledConv2D(COUT, K, weighted=value), "weighted",
+                             value)
+    assert "'joint'" in message and "'separate'" in message, message
+
+
+def test_weighted_joint_with_sphere_is_refused():
+    _raises_naming(lambda: DecoupledConv2D(COUT, K, magnitude="sphere", weighted="joint"),
+                   "weighted", "joint")
+
+
+@pytest.mark.parametrize("value,stored", [(True, "separate"), (False, False), (None, False),
+                                          ("linear", "linear"), ("joint", "joint")])
+def test_weighted_true_means_separate_and_round_trips(value, stored):
+    layer = DecoupledConv2D(COUT, K, weighted=value)
+    assert layer.weighted == stored
+    assert DecoupledConv2D.from_config(layer.get_config()).weighted == stored
+    assert layer.projectable == (stored is False)
+
+
 BN_BAD = [("epsilon", INF), ("epsilon", NAN), ("epsilon", 0.0), ("epsilon", 1e-50),
           ("decay", NAN), ("decay", INF), ("weight_decay", INF), ("weight_decay", NAN)]
 

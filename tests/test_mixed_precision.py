@@ -19,24 +19,12 @@ import dcnet_keras  # noqa: F401  (registers the layers for loading)
 from dcnet_keras.layers import DecoupledConv2D
 from dcnet_keras.losses import DCNetCrossEntropy
 from dcnet_keras.models import build_model
+from dcnet_keras.precision import global_dtype_policy as policy
+from fixtures import relative_error
 
 POLICIES = {"mixed_float16": 2e-2, "mixed_bfloat16": 1e-1}
 PRESETS = ("tanh_cos", "ball_cos", "seg_cos", "linear_cos", "linear_sqcos_wo_bn", "baseline",
            "cnn9_baseline", "cnn9_sphere_cos", "cnn9_ball_cos", "cnn9_tanh_cos")
-
-
-class policy:
-    """``with policy("mixed_float16"):`` sets the global dtype policy, then restores it."""
-
-    def __init__(self, name):
-        self.name = name
-
-    def __enter__(self):
-        self.before = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.name)
-
-    def __exit__(self, *exc):
-        keras.config.set_dtype_policy(self.before)
 
 
 def tiny(preset, **extra):
@@ -62,10 +50,6 @@ def images(n=8, seed=0):
 
 def numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x), dtype=np.float64)
-
-
-def relative_error(actual, expected):
-    return float(np.abs(numpy(actual) - expected).max() / np.abs(expected).max())
 
 
 @pytest.mark.parametrize("policy_name", sorted(POLICIES))

@@ -18,6 +18,25 @@ from dcnet_keras.validation import (choice, fraction, int_pair,
                                     positive_float, positive_int)
 
 
+def _weighting(weighted, magnitude):
+    """``weighted`` as ``False`` or one of :data:`~dcnet_keras.operators.WEIGHTINGS`
+    (``True``: ``"separate"``, the form of earlier versions); else a ValueError."""
+    if weighted is None or weighted is False:
+        return False
+    if weighted is True:
+        return "separate"
+    if not (isinstance(weighted, str) and weighted in operators.WEIGHTINGS):
+        raise ValueError(f"weighted: expected False, True or one of "
+                         f"{', '.join(repr(w) for w in operators.WEIGHTINGS)}, received "
+                         f"{weighted!r}")
+    form = weighted
+    if form == "joint" and magnitude == "sphere":
+        raise ValueError("weighted: 'joint' (h(|w| |x|)) with magnitude 'sphere' is the "
+                         "unweighted operator (h is constant); use 'linear' or 'separate', "
+                         "received 'joint'")
+    return form
+
+
 @keras.saving.register_keras_serializable(package="dcnet_keras")
 class DecoupledConv2D(keras.layers.Layer):
     """Decoupled convolution ``f(w, x) = h(|w|, |x|) * g(theta)`` (no bias).
@@ -51,8 +70,13 @@ class DecoupledConv2D(keras.layers.Layer):
       sigmoid_k: the ``k`` of the sigmoid angular function; at least
         ``pi / (2 ln 3.4e38)`` = 0.0177045 in float32 (below, its exponent overflows,
         see :func:`~dcnet_keras.operators.smallest_sigmoid_k`).
-      weighted: the paper's weighted operator, ``h(|w|, |x|) = h(|x|) h(|w|) / alpha``
-        (``|w|`` for sphere); such filters are not projected to unit norm.
+      weighted: a weighted operator of the paper's Table 1 (the filter norm
+        ``|w| = sqrt(sum w^2 + 1e-4)`` enters the magnitude; such filters are not projected
+        to unit norm): ``False`` (none, the original), ``"linear"`` ``|w| h(|x|)``,
+        ``"joint"`` (Eq. 15) ``h(|w| |x|)``, e.g. ``alpha tanh(|w| |x| / rho)``, or
+        ``"separate"`` (Eq. 16) ``h(|w|) h(|x|) / alpha``, e.g.
+        ``alpha tanh(|w|/rho) tanh(|x|/rho)`` (``|w| h(|x|)`` for sphere); ``True`` means
+        ``"separate"``.
       orthogonality: strength of the orthogonality term on the filter
         (``1e-5`` as the original; 0 for none).
       decay: decay of the moving average of ``m``.
@@ -99,7 +123,7 @@ class DecoupledConv2D(keras.layers.Layer):
         self.sigmoid_k = positive_float("sigmoid_k", sigmoid_k)
         if self.angular == "sigmoid":
             self._check_sigmoid_k()
-        self.weighted = bool(weighted)
+        self.weighted = _weighting(weighted, self.magnitude)
         self.orthogonality = non_negative_float("orthogonality", orthogonality)
         self.decay = fraction("decay", decay)
         self.zero_debias = bool(zero_debias)
@@ -142,7 +166,8 @@ class DecoupledConv2D(keras.layers.Layer):
 
     @property
     def uses_patch_norm(self):
-        return not (self.magnitude == "linear" and self.angular == "cos")
+        return not (self.magnitude == "linear" and self.angular == "cos"
+                    and self.weighted != "joint")
 
     @property
     def projectable(self):
@@ -200,33 +225,36 @@ class DecoupledConv2D(keras.layers.Layer):
             xn = operators.patch_norm(ops.cast(inputs, self.variable_dtype), self.kernel_size,
                                       self.strides, self.padding, self.patch_norm)
         rho_parts = self._radius_parts(xn, training)
-        weight_factor = None
-        if self.weighted:
-            weight_factor = compute(operators.weight_magnitude_factor(
-                self.magnitude, kernel, rho_parts, self.alpha, self.beta))
+        weighting = {}
+        if self.weighted == "joint":
+            weighting["weight_norm"] = compute(operators.filter_norm(kernel))
+        elif self.weighted:
+            weighting["weight_factor"] = compute(operators.weight_magnitude_factor(
+                self.magnitude, kernel, rho_parts, self.alpha, self.beta, self.weighted))
         if rho_parts is not None:
             rho_parts = tuple(compute(part) for part in rho_parts)
-        return self._response(u, compute(xn), rho_parts, weight_factor, training)
+        return self._response(u, compute(xn), rho_parts, weighting, training)
 
-    def _response(self, u, xn, rho_parts, weight_factor, training):
-        """:func:`~dcnet_keras.operators.decoupled_response`; in training with
-        ``rematerialize`` under ``keras.remat``: the backward pass keeps only the
-        response's inputs (``u``, ``xn``, ``rho``) and recomputes its elementwise
-        intermediates (the same numbers: the same ops run again)."""
-        has_xn, has_rho, has_factor = xn is not None, rho_parts is not None, weight_factor is not None
+    def _response(self, u, xn, rho_parts, weighting, training):
+        """:func:`~dcnet_keras.operators.decoupled_response` (``weighting``: its
+        ``weight_factor`` or ``weight_norm``); in training with ``rematerialize`` under
+        ``keras.remat``: the backward pass keeps only the response's inputs (``u``, ``xn``,
+        ``rho``, the weighting) and recomputes its elementwise intermediates (the same
+        numbers: the same ops run again)."""
+        has_xn, has_rho = xn is not None, rho_parts is not None
+        names = sorted(weighting)
 
         def response(*tensors):
             tensors = list(tensors)
             u = tensors.pop(0)
             xn = tensors.pop(0) if has_xn else None
             rho = (tensors.pop(0), tensors.pop(0)) if has_rho else None
-            factor = tensors.pop(0) if has_factor else None
             return operators.decoupled_response(
                 u, xn, self.magnitude, self.angular, rho, self.alpha, self.beta,
-                self.sigmoid_k, factor)
+                self.sigmoid_k, **dict(zip(names, tensors)))
 
-        tensors = [u] + ([xn] if has_xn else []) + (list(rho_parts) if has_rho else []) + (
-            [weight_factor] if has_factor else [])
+        tensors = [u] + ([xn] if has_xn else []) + (list(rho_parts) if has_rho else []) + [
+            weighting[name] for name in names]
         if training and self.rematerialize and len(tensors) > 1:
             return keras.remat(response)(*tensors)
         return response(*tensors)

@@ -87,7 +87,7 @@ def script_parser(preset_name, prog, description, source_help, data_dir=None,
     # What the generic CLI's flags would hold, for the flags this script does not have.
     fixed = dict(preset=preset_name, network=None, variant=None, dataset=None, recipe=None,
                  augmentation=None, no_bn=False, no_relu=False, num_classes=None,
-                 units_per_stage=None, shuffle_buffer=None)
+                 units_per_stage=None, shuffle_buffer=None, weighted=None)
     taken = {action.dest for action in parser._actions}
     parser.set_defaults(**{k: v for k, v in fixed.items() if k not in taken})
     return parser
@@ -147,7 +147,9 @@ def config_from_args(args, repo_root):
                 resume=args.resume, keep_checkpoints=args.keep_checkpoints,
                 export=not args.no_export, progress=args.progress,
                 check_every=args.check_every, summary_every=args.summary_every,
-                mixed_precision=args.mixed_precision, jit_compile=args.jit_compile), (
+                mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+                projection=args.projection, weighted_gradients=args.weighted_gradients,
+                adversarial=args.adversarial, adversarial_epsilon=args.adversarial_epsilon), (
         dataset, source)
 
 

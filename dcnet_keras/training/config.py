@@ -11,6 +11,10 @@ from dcnet_keras.recipes import Recipe
 #: (``None``: the default, float32 throughout).
 MIXED_PRECISION_POLICIES = {"off": None, "float16": "mixed_float16",
                             "bfloat16": "mixed_bfloat16"}
+#: ``--adversarial`` choices (``fgsm``: the paper's adversarial training) and the default
+#: strength of its FGSM images, in grey levels of the 0..255 input.
+ADVERSARIAL_TRAINING = ("none", "fgsm")
+DEFAULT_ADVERSARIAL_EPSILON = 8.0
 #: ``--jit_compile`` settings (``auto``: on when TensorFlow sees a GPU).
 JIT_COMPILE = ("auto", "on", "off")
 
@@ -28,7 +32,13 @@ class RunConfig:
     ``i % summary_every == 0``;
     ``mixed_precision``: ``off``, ``float16`` (Keras policy ``mixed_float16``, loss scaling)
     or ``bfloat16`` (``mixed_bfloat16``), see :data:`MIXED_PRECISION_POLICIES`;
-    ``jit_compile``: ``on``, ``off`` or ``auto`` (on when TensorFlow sees a GPU).
+    ``jit_compile``: ``on``, ``off`` or ``auto`` (on when TensorFlow sees a GPU);
+    ``projection``: the original's weight projection after updates 101, 201, ...
+    (``False``: the paper's "standard gradients");
+    ``weighted_gradients``: every decoupled filter's gradient times its norm
+    (:mod:`dcnet_keras.filter_gradients`);
+    ``adversarial``: ``none`` or ``fgsm`` (half of every batch replaced by FGSM images of
+    ``adversarial_epsilon`` grey levels, :mod:`dcnet_keras.adversarial`).
     """
 
     name: str
@@ -51,6 +61,10 @@ class RunConfig:
     summary_every: int = 10
     mixed_precision: str = "off"
     jit_compile: str = "auto"
+    projection: bool = True
+    weighted_gradients: bool = False
+    adversarial: str = "none"
+    adversarial_epsilon: float = DEFAULT_ADVERSARIAL_EPSILON
 
     def __post_init__(self):
         for field in ("check_every", "summary_every"):
@@ -61,6 +75,14 @@ class RunConfig:
             raise ValueError(f"mixed_precision: expected one of "
                              f"{', '.join(MIXED_PRECISION_POLICIES)}, received "
                              f"{self.mixed_precision!r}")
+        if self.adversarial not in ADVERSARIAL_TRAINING:
+            raise ValueError(f"adversarial: expected one of {', '.join(ADVERSARIAL_TRAINING)}, "
+                             f"received {self.adversarial!r}")
+        epsilon = self.adversarial_epsilon
+        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (
+                0.0 <= epsilon <= 255.0):
+            raise ValueError(f"adversarial_epsilon: expected a number of grey levels in "
+                             f"0..255, received {epsilon!r}")
         if self.jit_compile not in JIT_COMPILE:
             raise ValueError(f"jit_compile: expected one of {', '.join(JIT_COMPILE)}, "
                              f"received {self.jit_compile!r}")

@@ -7,7 +7,8 @@ to the recipe's numbers in the original scripts, whose ``--help`` shows them.
 import argparse
 
 from dcnet_keras.model_flags import positive
-from dcnet_keras.training.config import JIT_COMPILE, MIXED_PRECISION_POLICIES
+from dcnet_keras.training.config import (ADVERSARIAL_TRAINING, DEFAULT_ADVERSARIAL_EPSILON,
+                                         JIT_COMPILE, MIXED_PRECISION_POLICIES)
 from dcnet_keras.training.distribution import STRATEGIES
 
 STRATEGY_HELP = ("auto: MirroredStrategy over all GPUs if several, else one device; mirrored: "
@@ -81,4 +82,27 @@ def add_run_flags(parser, name):
     add("--jit_compile", default="auto", choices=JIT_COMPILE,
         help="compile the training step and the test forward with XLA (auto: on when "
              "TensorFlow sees a GPU)")
+    add("--projection", action=argparse.BooleanOptionalAction, default=True,
+        help="the original's weight projection of the decoupled filters after updates 101, "
+             "201, ... (--no-projection: the paper's 'standard gradients', Table 1)")
+    add("--weighted_gradients", action="store_true",
+        help="multiply every decoupled filter's gradient by its norm |w| before the update "
+             "(the paper's 'weighted gradients', Table 1; our reading)")
+    add("--adversarial", default="none", choices=ADVERSARIAL_TRAINING,
+        help="adversarial training: fgsm replaces the last half of every batch by FGSM "
+             "images crafted on the model at that step (Tables 7-8)")
+    add("--adversarial_epsilon", type=_grey_levels, default=DEFAULT_ADVERSARIAL_EPSILON,
+        help="strength of --adversarial's FGSM images, in grey levels of the 0..255 input")
     return group
+
+
+def _grey_levels(text):
+    """An argparse type: a number in 0..255."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not 0.0 <= value <= 255.0:
+        raise argparse.ArgumentTypeError(f"expected a number of grey levels in 0..255, "
+                                         f"received {text!r}")
+    return value

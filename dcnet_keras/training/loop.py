@@ -26,7 +26,6 @@ terminal (:mod:`dcnet_keras.training.progress`), redrawn at sync points.
 or ``mixed_bfloat16``; ``jit_compile`` compiles the step and the test forward with XLA.
 """
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -38,6 +37,7 @@ import tensorflow as tf
 
 from dcnet_keras.accuracy import top_k_accuracies
 from dcnet_keras.models.registry import build_from_spec
+from dcnet_keras.precision import global_dtype_policy
 from dcnet_keras.train_step import VALUES, TrainStep
 from dcnet_keras.training import checkpoints
 from dcnet_keras.training.config import MIXED_PRECISION_POLICIES
@@ -145,21 +145,6 @@ def jit_enabled(setting, replicas=1):
     return setting == "on"
 
 
-@contextlib.contextmanager
-def global_dtype_policy(name):
-    """Within the block, Keras's global dtype policy is ``name`` (``None``: left as it is);
-    the previous one is restored afterwards, also on error."""
-    if name is None:
-        yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 def build_model_and_optimizer(config):
     """The model of ``config.model`` and the recipe's optimiser (built), both made under the
     ``config.mixed_precision`` policy; for float16 the optimiser is wrapped in
@@ -220,7 +205,10 @@ def run(config):
         model, optimizer = build_model_and_optimizer(config)
         next_iteration = tf.Variable(0, dtype=tf.int64, trainable=False, name="next_iteration")
     jit_compile = jit_enabled(config.jit_compile, strategy.num_replicas_in_sync)
-    step = TrainStep(model, optimizer, strategy, jit_compile=jit_compile)
+    step = TrainStep(model, optimizer, strategy, jit_compile=jit_compile,
+                     project=config.projection, weighted_gradients=config.weighted_gradients,
+                     adversarial_epsilon=(config.adversarial_epsilon
+                                          if config.adversarial == "fgsm" else None))
     step.check_batch(recipe.batch_size)
     tests = data.test_dataset(recipe.test_batch or recipe.batch_size)
 

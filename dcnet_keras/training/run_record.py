@@ -5,7 +5,9 @@ which export and evaluate read) holds the model, the dataset and, for training r
 recipe's numbers, the augmentation, the seed and ``mixed_precision`` (``--mixed_precision``:
 a float16 run's optimiser is a ``LossScaleOptimizer``, whose checkpoint has another
 structure; a record written before the field existed counts as ``"off"``; ``--jit_compile``
-is not stored, it may change between runs).  A resume whose flags contradict it stops
+is not stored, it may change between runs) and the optimisation switches
+(:data:`TRAINING_SWITCHES`: ``--no-projection``, ``--weighted_gradients``,
+``--adversarial``, ``--adversarial_epsilon``; an older record counts as their defaults).  A resume whose flags contradict it stops
 with one line naming the flag, the stored value and the given one; ``--max_steps`` may
 grow (never below the checkpoint's iteration), and the log / test / checkpoint intervals may
 change.
@@ -28,9 +30,28 @@ FLAGS = {"network": "--network", "variant": "--variant", "num_classes": "--num_c
          "dataset": "--dataset", "augmentation": "--augmentation", "name": "--recipe",
          "optimizer": "--recipe", "drops": "--recipe", "drop_factor": "--recipe",
          "base_lr": "--base_lr", "batch_size": "--batch_size",
-         "shuffle_buffer": "--shuffle_buffer", "mixed_precision": "--mixed_precision"}
+         "shuffle_buffer": "--shuffle_buffer", "mixed_precision": "--mixed_precision",
+         "projection": "--projection", "weighted_gradients": "--weighted_gradients",
+         "adversarial": "--adversarial", "adversarial_epsilon": "--adversarial_epsilon"}
 #: what a training record without ``mixed_precision`` (an older version's) was trained with.
 DEFAULT_MIXED_PRECISION = "off"
+#: the run's training switches a resume must keep, with what a record without them (an
+#: older version's) was trained with.
+TRAINING_SWITCHES = {"mixed_precision": DEFAULT_MIXED_PRECISION, "projection": True,
+                     "weighted_gradients": False, "adversarial": "none",
+                     "adversarial_epsilon": None}
+
+
+def _switches(get):
+    """:data:`TRAINING_SWITCHES` from ``get(name)`` (``None``: the default);
+    ``adversarial_epsilon`` only counts with adversarial training."""
+    values = {}
+    for name, default in TRAINING_SWITCHES.items():
+        value = get(name)
+        values[name] = default if value is None else value
+    if values["adversarial"] == "none":
+        values["adversarial_epsilon"] = None
+    return values
 
 
 def record_fields(config):
@@ -45,9 +66,8 @@ def record_fields(config):
     fields = dict(model, **options, dataset=get("dataset"), augmentation=get("augmentation"))
     fields.update({k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()
                    if k in FIXED_RECIPE_FIELDS})
-    fields["mixed_precision"] = (config.get("mixed_precision") if isinstance(config, dict)
-                                 else getattr(config, "mixed_precision", None)
-                                 ) or DEFAULT_MIXED_PRECISION
+    fields.update(_switches(config.get if isinstance(config, dict)
+                            else lambda k: getattr(config, k, None)))
     return fields
 
 
@@ -56,7 +76,7 @@ def write_run_record(model_dir, config):
     extra = dict(recipe={k: list(v) if isinstance(v, tuple) else v
                          for k, v in dataclasses.asdict(config.recipe).items()},
                  augmentation=config.augmentation, run=config.name,
-                 mixed_precision=config.mixed_precision)
+                 **_switches(lambda k: getattr(config, k, None)))
     return write_model_spec(model_dir, config.model, config.dataset, extra=extra)
 
 
@@ -75,7 +95,7 @@ def stored_fields(model_dir):
             fields["augmentation"] = stored.get("augmentation")
             fields.update({k: v for k, v in stored["recipe"].items()
                            if k in FIXED_RECIPE_FIELDS})
-            fields["mixed_precision"] = stored.get("mixed_precision", DEFAULT_MIXED_PRECISION)
+            fields.update(_switches(stored.get))
         return fields
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"--model_dir: cannot read {path} ({type(error).__name__}: {error}); "
