@@ -7,11 +7,11 @@ this module imports with TensorFlow absent:
 
 * ``tensorflow``: ``tf.GradientTape`` watching ``x`` (also inside a ``tf.function``: no
   value is read back to the host);
-* ``jax``: ``jax.grad`` (also inside ``jax.jit``); outside any ``keras.StatelessScope``,
-  ``loss_fn`` runs in a fresh one, so a training-mode forward's variable updates
-  (batch-norm moving averages, seed generators) are discarded instead of leaking JAX
-  tracers into the variables (inside one, as in a stateless training step, the
-  enclosing scope keeps collecting them);
+* ``jax``: ``jax.grad`` (also inside ``jax.jit``), with ``loss_fn`` run in a fresh
+  ``keras.StatelessScope``, so a training-mode forward's variable updates (batch-norm
+  moving averages, seed generators) are discarded instead of leaking JAX tracers into the
+  variables; the variables are read as they are stored (the adversarial training step,
+  which crafts on traced weights, is TensorFlow's);
 * ``torch``: ``torch.autograd.grad`` on a detached copy of ``x`` that requires grad.
 
 A ``loss_fn`` that does not depend on ``x`` has gradient zero.
@@ -27,14 +27,6 @@ def _check_scalar(loss):
     if shape:
         raise ValueError(f"loss_fn: expected a scalar loss, received shape {shape}")
     return loss
-
-
-def _in_stateless_scope():
-    try:  # not in Keras's public API
-        from keras.src.backend.common.stateless_scope import in_stateless_scope
-    except ImportError:  # pragma: no cover - a Keras without the module
-        return False
-    return in_stateless_scope()
 
 
 def input_gradient(loss_fn, x):
@@ -60,14 +52,11 @@ def input_gradient(loss_fn, x):
         import jax
         import jax.numpy as jnp
 
-        def scalar(value):
-            return _check_scalar(loss_fn(value))
-
         def stateless(value):
             with keras.StatelessScope():
-                return scalar(value)
+                return _check_scalar(loss_fn(value))
 
-        return jax.grad(scalar if _in_stateless_scope() else stateless)(jnp.asarray(x))
+        return jax.grad(stateless)(jnp.asarray(x))
     if backend == "torch":
         import torch
 

@@ -547,3 +547,19 @@ def test_unknown_variant_is_a_one_line_error(tmp_path):
         cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=120)
     check_error(result, "tanh_sine")
     assert not os.listdir(tmp_path)
+
+
+def test_mirrored_adversarial_training_keeps_the_replicas_identical(tmp_path):
+    """Adversarial training under MirroredStrategy: each replica mixes its own slice (half
+    FGSM), the update is one, and every replica ends with the same finite weights."""
+    result = run_worker(tmp_path / "weights.npz", "tanh_cos",
+                        DIST_ARGS + ["--strategy", "mirrored", "--adversarial", "fgsm"]
+                        + dirs(tmp_path), cwd=tmp_path, worker_args=["--logical_cpus", "2"])
+    check_ok(result)
+    weights, replicas, meta = load_run(tmp_path / "weights.npz")
+    assert meta["replicas"] == 2 and meta["strategy"] == "MirroredStrategy", meta
+    assert all(np.all(np.isfinite(v)) for v in weights.values())
+    for name, copies in replicas.items():
+        assert np.array_equal(copies[0], copies[1]), f"{name}: replicas differ"
+    record = json.loads((tmp_path / "model" / "model_spec.json").read_text())
+    assert record["adversarial"] == "fgsm" and record["adversarial_epsilon"] == 8.0
