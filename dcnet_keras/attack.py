@@ -146,15 +146,15 @@ def load_target(args):
     if saved and args.source_model is None:
         _needs_tensorflow("model", path)
     if not (path.endswith(".keras") or saved):  # a checkpoint: the data before the model
-        dataset = _attackable(get_dataset(evaluate._dataset_name(args, checkpoint=True)))
+        dataset = _attackable(get_dataset(evaluate.dataset_name(args, checkpoint=True)))
         spec = evaluate.model_spec_for(args, dataset.num_classes)
-        data = evaluate._open(dataset, args)
+        data = evaluate.open_data(dataset, args)
         predict, kind = evaluate.load_predict(path, spec, args.tf1)
     else:
         predict, kind = evaluate.load_predict(path)
-        dataset = _attackable(get_dataset(evaluate._dataset_name(args, kind)))
-        data = evaluate._open(dataset, args)
-    evaluate._check_fit(predict, kind, dataset)
+        dataset = _attackable(get_dataset(evaluate.dataset_name(args, kind)))
+        data = evaluate.open_data(dataset, args)
+    evaluate.check_fit(predict, kind, dataset)
     return predict, dataset, data
 
 
@@ -173,7 +173,7 @@ def load_source(path, dataset):
                          f"folder or a run with {SPEC_FILE}")
     try:
         predict, kind = evaluate.load_predict(path)
-        evaluate._check_fit(predict, kind, dataset)
+        evaluate.check_fit(predict, kind, dataset)
     except ValueError as error:  # ExportError, the fit: say it is about the source model
         message = one_line(error)
         for prefix in ("--dataset: ", "model: "):

@@ -105,7 +105,7 @@ def _uses_stored_spec(args):
     return not (args.tf1 or names_a_model(args)) and find_spec_file(args.model) is not None
 
 
-def _dataset_name(args, model_kind=None, checkpoint=False):
+def dataset_name(args, model_kind=None, checkpoint=False):
     from dcnet_keras.export.spec_file import read_model_spec
     from dcnet_keras.model_flags import model_dataset
     from dcnet_keras.models.registry import get_network
@@ -121,7 +121,7 @@ def _dataset_name(args, model_kind=None, checkpoint=False):
     return "imagenet" if model_kind == "imagenet" else DEFAULT_DATASET
 
 
-def _check_fit(predict, kind, dataset):
+def check_fit(predict, kind, dataset):
     """Raise a one-line ValueError unless the model takes ``dataset``'s images and has
     its number of classes."""
     import tensorflow as tf
@@ -147,7 +147,7 @@ def _check_fit(predict, kind, dataset):
                          "--num_classes)")
 
 
-def _open(dataset, args):
+def open_data(dataset, args):
     source = args.source or ("auto" if "auto" in dataset.sources else dataset.sources[0])
     return dataset.open(source, args.data_dir, repo_root=os.getcwd())
 
@@ -181,15 +181,15 @@ def main(argv=None):
         checkpoint = not (path.endswith(".keras") or is_saved_model(path))
         if checkpoint:  # the flags and the data files are checked before the model is built;
             # the dataset's classes are the model's (unless --num_classes or model_spec.json say)
-            dataset = get_dataset(_dataset_name(args, checkpoint=True))
+            dataset = get_dataset(dataset_name(args, checkpoint=True))
             spec = model_spec_for(args, dataset.num_classes)
-            data = _open(dataset, args)
+            data = open_data(dataset, args)
             predict, kind = load_predict(path, spec, args.tf1)
         else:  # the model first: an ImageNet-sized one defaults to ImageNet
             predict, kind = load_predict(path)
-            dataset = get_dataset(_dataset_name(args, kind))
-            data = _open(dataset, args)
-        _check_fit(predict, kind, dataset)
+            dataset = get_dataset(dataset_name(args, kind))
+            data = open_data(dataset, args)
+        check_fit(predict, kind, dataset)
         accuracy, seen = evaluate(predict, data, args.batch_size)
     except tf.errors.OpError as error:  # from the input pipeline: the file and record
         explain = getattr(data, "explain", None)
