@@ -129,12 +129,15 @@ def model_spec(args, default=None, num_classes=None, zero_debias=False):
     weighted = getattr(args, "weighted", None)
     if weighted in (None, "none"):
         return spec
+    from dcnet_keras.layers.decoupled_conv import check_weighted
     from dcnet_keras.variants import parse_variant
 
-    if not parse_variant(spec.variant).decoupled:
+    variant = parse_variant(spec.variant)
+    if not variant.decoupled:
         raise ValueError(f"--weighted: applies to decoupled operators; variant "
                          f"{spec.variant!r} uses plain convolutions, received {weighted!r}")
-    if weighted == "joint" and parse_variant(spec.variant).magnitude == "sphere":
-        raise ValueError("--weighted: 'joint' (h(|w| |x|)) with a sphere magnitude is the "
-                         "unweighted operator; use linear or separate, received 'joint'")
+    try:  # the layer's own rule (joint x sphere is refused), checked before any data is read
+        check_weighted(weighted, variant.magnitude)
+    except ValueError as error:
+        raise ValueError(f"--{error}") from None
     return dataclasses.replace(spec, conv_options=dict(spec.conv_options, weighted=weighted))

@@ -73,6 +73,21 @@ def non_negative_float(argument, value):
     return number
 
 
+#: the range of the networks' 0..255 RGB input, in which attack strengths are given.
+GREY_LEVELS = (0.0, 255.0)
+
+
+def grey_levels(argument, value):
+    """``value`` as a float in ``0..255`` (a strength in grey levels of the 0..255 input),
+    else a ValueError naming ``argument`` and the value."""
+    low, high = GREY_LEVELS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            low <= value <= high):
+        raise ValueError(f"{argument}: expected a number of grey levels in 0..255, "
+                         f"received {value!r}")
+    return float(value)
+
+
 def fraction(argument, value):
     """A number in [0, 1)."""
     number = non_negative_float(argument, value)

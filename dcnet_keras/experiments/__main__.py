@@ -70,10 +70,11 @@ def selected(table, patterns):
 
 def _check(args):
     """One-line errors for bad numbers, before anything is read or trained."""
+    from dcnet_keras.validation import grey_levels
+
     for name in ("epsilon", "adversarial_epsilon"):
-        value = getattr(args, name)
-        if value is not None and not 0.0 <= value <= 255.0:
-            raise ValueError(f"--{name}: expected grey levels in 0..255, received {value!r}")
+        if getattr(args, name) is not None:
+            grey_levels(f"--{name}", getattr(args, name))
     if args.step is not None and not 0.0 < args.step <= 255.0:
         raise ValueError(f"--step: expected a positive number of grey levels, received "
                          f"{args.step!r}")

@@ -18,7 +18,7 @@ from dcnet_keras.validation import (choice, fraction, int_pair,
                                     positive_float, positive_int)
 
 
-def _weighting(weighted, magnitude):
+def check_weighted(weighted, magnitude):
     """``weighted`` as ``False`` or one of :data:`~dcnet_keras.operators.WEIGHTINGS`
     (``True``: ``"separate"``, the form of earlier versions); else a ValueError."""
     if weighted is None or weighted is False:
@@ -123,7 +123,7 @@ class DecoupledConv2D(keras.layers.Layer):
         self.sigmoid_k = positive_float("sigmoid_k", sigmoid_k)
         if self.angular == "sigmoid":
             self._check_sigmoid_k()
-        self.weighted = _weighting(weighted, self.magnitude)
+        self.weighted = check_weighted(weighted, self.magnitude)
         self.orthogonality = non_negative_float("orthogonality", orthogonality)
         self.decay = fraction("decay", decay)
         self.zero_debias = bool(zero_debias)

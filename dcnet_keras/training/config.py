@@ -6,6 +6,7 @@ import os
 
 from dcnet_keras.models.registry import ModelSpec
 from dcnet_keras.recipes import Recipe
+from dcnet_keras.validation import grey_levels
 
 #: ``--mixed_precision`` -> the Keras global dtype policy the model is built under
 #: (``None``: the default, float32 throughout).
@@ -78,11 +79,7 @@ class RunConfig:
         if self.adversarial not in ADVERSARIAL_TRAINING:
             raise ValueError(f"adversarial: expected one of {', '.join(ADVERSARIAL_TRAINING)}, "
                              f"received {self.adversarial!r}")
-        epsilon = self.adversarial_epsilon
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (
-                0.0 <= epsilon <= 255.0):
-            raise ValueError(f"adversarial_epsilon: expected a number of grey levels in "
-                             f"0..255, received {epsilon!r}")
+        grey_levels("adversarial_epsilon", self.adversarial_epsilon)
         if self.jit_compile not in JIT_COMPILE:
             raise ValueError(f"jit_compile: expected one of {', '.join(JIT_COMPILE)}, "
                              f"received {self.jit_compile!r}")

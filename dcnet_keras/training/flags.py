@@ -10,6 +10,7 @@ from dcnet_keras.model_flags import positive
 from dcnet_keras.training.config import (ADVERSARIAL_TRAINING, DEFAULT_ADVERSARIAL_EPSILON,
                                          JIT_COMPILE, MIXED_PRECISION_POLICIES)
 from dcnet_keras.training.distribution import STRATEGIES
+from dcnet_keras.validation import grey_levels
 
 STRATEGY_HELP = ("auto: MirroredStrategy over all GPUs if several, else one device; mirrored: "
                  "over all GPUs (or logical CPUs); multiworker: MultiWorkerMirroredStrategy "
@@ -97,12 +98,9 @@ def add_run_flags(parser, name):
 
 
 def _grey_levels(text):
-    """An argparse type: a number in 0..255."""
+    """An argparse type: a number in 0..255 (:func:`dcnet_keras.validation.grey_levels`)."""
     try:
-        value = float(text)
+        return grey_levels("value", float(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not 0.0 <= value <= 255.0:
         raise argparse.ArgumentTypeError(f"expected a number of grey levels in 0..255, "
-                                         f"received {text!r}")
-    return value
+                                         f"received {text!r}") from None
